@@ -1,0 +1,115 @@
+//! Splitting work over output rows across the current rayon pool.
+//!
+//! Kernels write `[row][batch]` outputs, so a range of rows ("units") owns a contiguous slice
+//! of every output group, and threads never share a cache line of output except at chunk
+//! borders. The thread count is that of the rayon pool the caller runs in
+//! (`ThreadPool::install`), so `--threads N` is honoured without a global setting.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use crate::kernels::Kernel;
+use crate::ternary::{Acts, TernaryLayout};
+
+/// How many units one task gets: about four tasks per thread for balance, a multiple of
+/// `align`, and at least `min_units`.
+fn chunk_units(units: usize, align: usize, min_units: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    let per = units.div_ceil(threads * 4).max(min_units).max(1);
+    per.div_ceil(align) * align
+}
+
+/// Call `f(unit_range, outs)` over chunks of `0..units` in parallel, where `outs[g]` is the
+/// part of group `g` that belongs to the chunk (`unit_len` elements per unit).
+pub fn for_each_unit_chunk<T: Send>(
+    groups: Vec<&mut [T]>,
+    unit_len: usize,
+    units: usize,
+    min_units: usize,
+    f: impl Fn(Range<usize>, &mut [&mut [T]]) + Sync + Send,
+) {
+    let chunk = chunk_units(units, 8, min_units);
+    if units == 0 {
+        return;
+    }
+    if chunk >= units || rayon::current_num_threads() == 1 {
+        let mut groups = groups;
+        f(0..units, &mut groups);
+        return;
+    }
+    let tasks = split_tasks(groups, unit_len, units, chunk);
+    tasks.into_par_iter().for_each(|(range, mut outs)| f(range, &mut outs));
+}
+
+/// [`for_each_unit_chunk`] over two sets of groups split at the same unit boundaries.
+#[allow(clippy::type_complexity)]
+pub fn for_each_unit_chunk2<T: Send, U: Send>(
+    groups: Vec<&mut [T]>,
+    unit_len: usize,
+    groups2: Vec<&mut [U]>,
+    unit_len2: usize,
+    units: usize,
+    min_units: usize,
+    f: impl Fn(Range<usize>, &mut [&mut [T]], &mut [&mut [U]]) + Sync + Send,
+) {
+    if units == 0 {
+        return;
+    }
+    let chunk = chunk_units(units, 8, min_units);
+    let a = split_tasks(groups, unit_len, units, chunk);
+    let b = split_tasks(groups2, unit_len2, units, chunk);
+    a.into_par_iter()
+        .zip(b)
+        .for_each(|((range, mut outs), (_, mut outs2))| f(range, &mut outs, &mut outs2));
+}
+
+#[allow(clippy::type_complexity)]
+fn split_tasks<T>(
+    groups: Vec<&mut [T]>,
+    unit_len: usize,
+    units: usize,
+    chunk: usize,
+) -> Vec<(Range<usize>, Vec<&mut [T]>)> {
+    let n = units.div_ceil(chunk);
+    let mut tasks: Vec<(Range<usize>, Vec<&mut [T]>)> = (0..n)
+        .map(|i| (i * chunk..((i + 1) * chunk).min(units), Vec::new()))
+        .collect();
+    for g in groups {
+        assert_eq!(g.len(), units * unit_len, "output group size");
+        for (t, part) in tasks.iter_mut().zip(g.chunks_mut(chunk * unit_len)) {
+            t.1.push(part);
+        }
+    }
+    tasks
+}
+
+/// `y[r][b] = Σ_c t[r][c] · x[b][c]` for all rows, in parallel over rows.
+/// `y` has `rows × batch` entries, `[row][batch]`.
+pub fn gemm(layout: &dyn TernaryLayout, k: Kernel, x: &Acts, y: &mut [i32]) {
+    let g = layout.groups();
+    let units = layout.rows() / g;
+    let batch = x.batch;
+    assert_eq!(x.cols, layout.cols(), "{}: activation width", layout.name());
+    assert_eq!(y.len(), layout.rows() * batch, "{}: output size", layout.name());
+    // Below ~256K multiply-adds a task costs more to hand out than to run.
+    let min_units = (1 << 18) / (layout.cols() * batch * g).max(1);
+    if g == 1 {
+        let chunk = chunk_units(units, 8, min_units);
+        if chunk >= units || rayon::current_num_threads() == 1 {
+            layout.gemm_block(k, x, 0..units, &mut [y]);
+        } else {
+            y.par_chunks_mut(chunk * batch)
+                .enumerate()
+                .for_each(|(i, out)| {
+                    let range = i * chunk..((i + 1) * chunk).min(units);
+                    layout.gemm_block(k, x, range, &mut [out]);
+                });
+        }
+    } else {
+        let groups: Vec<&mut [i32]> = y.chunks_mut(units * batch).collect();
+        for_each_unit_chunk(groups, batch, units, min_units, |range, outs| {
+            layout.gemm_block(k, x, range, outs)
+        });
+    }
+}

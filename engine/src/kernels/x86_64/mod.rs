@@ -1,0 +1,4 @@
+//! x86_64 SIMD kernels. Every function here is `#[target_feature]`-gated and only called
+//! through a [`Kernel`](crate::kernels::Kernel) value, which proves the features are present.
+
+pub mod avx2;
