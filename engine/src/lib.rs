@@ -14,3 +14,6 @@ pub mod ternary;
 pub use error::{Error, Result};
 pub use kernels::{Kernel, KernelKind};
 pub use ternary::{LayoutKind, Ternary, TernaryLayout};
+pub mod model;
+pub mod quant;
+pub mod verify;

@@ -128,14 +128,17 @@ impl Kernel {
 
     /// The widest kernel family this CPU has.
     pub fn best() -> Kernel {
-        *Kernel::available().last().expect("scalar is always available")
+        *Kernel::available()
+            .last()
+            .expect("scalar is always available")
     }
 
     /// `ROTOR_KERNEL` if set (an error if it names a kernel this CPU lacks), else [`Kernel::best`].
     pub fn from_env() -> Result<Kernel> {
         match std::env::var("ROTOR_KERNEL") {
-            Ok(v) if !v.trim().is_empty() => Kernel::by_name(&v)
-                .map_err(|e| Error::Kernel(format!("ROTOR_KERNEL={v}: {e}"))),
+            Ok(v) if !v.trim().is_empty() => {
+                Kernel::by_name(&v).map_err(|e| Error::Kernel(format!("ROTOR_KERNEL={v}: {e}")))
+            }
             _ => Ok(Kernel::best()),
         }
     }

@@ -39,7 +39,9 @@ pub fn for_each_unit_chunk<T: Send>(
         return;
     }
     let tasks = split_tasks(groups, unit_len, units, chunk);
-    tasks.into_par_iter().for_each(|(range, mut outs)| f(range, &mut outs));
+    tasks
+        .into_par_iter()
+        .for_each(|(range, mut outs)| f(range, &mut outs));
 }
 
 /// [`for_each_unit_chunk`] over two sets of groups split at the same unit boundaries.
@@ -91,7 +93,12 @@ pub fn gemm(layout: &dyn TernaryLayout, k: Kernel, x: &Acts, y: &mut [i32]) {
     let units = layout.rows() / g;
     let batch = x.batch;
     assert_eq!(x.cols, layout.cols(), "{}: activation width", layout.name());
-    assert_eq!(y.len(), layout.rows() * batch, "{}: output size", layout.name());
+    assert_eq!(
+        y.len(),
+        layout.rows() * batch,
+        "{}: output size",
+        layout.name()
+    );
     // Below ~256K multiply-adds a task costs more to hand out than to run.
     let min_units = (1 << 18) / (layout.cols() * batch * g).max(1);
     if g == 1 {

@@ -130,7 +130,9 @@ impl TernaryLayout for I2 {
         self.data.len()
     }
     fn to_dense(&self) -> Ternary {
-        Ternary::from_fn(self.rows, self.cols, |r, c| code_at(self.row(r), c) as i8 - 1)
+        Ternary::from_fn(self.rows, self.cols, |r, c| {
+            code_at(self.row(r), c) as i8 - 1
+        })
     }
     fn kernels(&self) -> &'static [KernelKind] {
         KERNELS

@@ -134,7 +134,12 @@ impl Rotor {
         let groups: Vec<&mut [u64]> = m.data.chunks_mut(r4 * row_len).collect();
         let sums: Vec<&mut [i32]> = m.row_sums.chunks_mut(r4).collect();
         parallel::for_each_unit_chunk2(groups, row_len, sums, 1, r4, 16, |units, outs, souts| {
-            let mut p = [vec![0u64; wpr], vec![0u64; wpr], vec![0u64; wpr], vec![0u64; wpr]];
+            let mut p = [
+                vec![0u64; wpr],
+                vec![0u64; wpr],
+                vec![0u64; wpr],
+                vec![0u64; wpr],
+            ];
             let mut n = p.clone();
             for (i, r) in units.clone().enumerate() {
                 let src = &packed[r * cols..(r + 1) * cols];

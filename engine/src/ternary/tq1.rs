@@ -140,7 +140,9 @@ impl TernaryLayout for Tq1 {
         self.data.len()
     }
     fn to_dense(&self) -> Ternary {
-        Ternary::from_fn(self.rows, self.cols, |r, c| code_at(self.row(r), c) as i8 - 1)
+        Ternary::from_fn(self.rows, self.cols, |r, c| {
+            code_at(self.row(r), c) as i8 - 1
+        })
     }
     fn kernels(&self) -> &'static [KernelKind] {
         KERNELS

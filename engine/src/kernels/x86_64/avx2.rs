@@ -243,7 +243,11 @@ pub fn hf_packed_gemm(w: &HfPacked, x: &Acts, units: Range<usize>, out: &mut [&m
             let mut acc16 = [_mm256_setzero_si256(); 4];
             let steps = cols.div_ceil(32);
             for k in 0..steps {
-                let v = if k * 32 < full { load(&bytes[k * 32..k * 32 + 32]) } else { load(&tail) };
+                let v = if k * 32 < full {
+                    load(&bytes[k * 32..k * 32 + 32])
+                } else {
+                    load(&tail)
+                };
                 let xv = load_i8(&xr[k * 32..k * 32 + 32]);
                 for j in 0..4 {
                     let codes = _mm256_and_si256(shift_right_pairs(v, j), m3);

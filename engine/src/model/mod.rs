@@ -1,0 +1,452 @@
+//! The BitNet b1.58 model: configuration, checkpoint loading and conversion, forward pass.
+//!
+//! Weights are addressed by their Hugging Face names. Loading reads `config.json`, maps the
+//! safetensors file(s), checks every tensor, and converts each ternary projection into the
+//! chosen layout straight from the checkpoint bytes (packed) or by absmean ternarization of the
+//! bf16 master (online), in parallel. The tied output head stays bf16 in the mapping.
+
+pub mod config;
+pub mod forward;
+pub mod load;
+pub mod rope;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use safetensors::Dtype;
+
+pub use config::{Config, QuantMode};
+pub use forward::{KvCache, Logits, Stage, State, Timings};
+pub use load::{Bf16Matrix, Checkpoint};
+
+use crate::error::{Error, Result};
+use crate::kernels::{Kernel, parallel};
+use crate::quant;
+use crate::ternary::{ActBuf, LayoutKind, Ternary, TernaryLayout};
+use crate::verify::{Checksums, Policy, VerifyStats};
+
+/// How a projection's dequantized output is scaled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scale {
+    /// `y = (Σ q·t) / s · w` (`autobitlinear`; online master with `w = 1/s_w`).
+    Multiply(f32),
+    /// `y = (Σ q·t) / (s · w)` (legacy `bitlinear`).
+    Divide(f32),
+}
+
+/// One ternary projection (`AutoBitLinear`): weights in some layout and a per-tensor scale.
+#[derive(Debug)]
+pub struct Linear {
+    pub name: String,
+    pub weight: Box<dyn TernaryLayout>,
+    pub scale: Scale,
+    /// Exact checksums for runtime verification, when enabled.
+    pub checks: Option<Checksums>,
+}
+
+impl Linear {
+    pub fn rows(&self) -> usize {
+        self.weight.rows()
+    }
+    pub fn cols(&self) -> usize {
+        self.weight.cols()
+    }
+
+    /// `y[b][r] = dequant(Σ_c t[r][c] · q[b][c])` for a quantized batch; `acc` is scratch.
+    pub fn forward(
+        &self,
+        k: Kernel,
+        x: &ActBuf,
+        scales: &[f32],
+        acc: &mut Vec<i32>,
+        y: &mut [f32],
+        verify: &VerifyCtx,
+    ) {
+        let (rows, batch) = (self.rows(), x.batch);
+        acc.resize(rows * batch, 0);
+        parallel::gemm(self.weight.as_ref(), k, &x.view(), &mut acc[..rows * batch]);
+        if let (Some(c), Some(stats)) = (&self.checks, verify.stats) {
+            c.check(
+                verify.policy,
+                self.weight.as_ref(),
+                &x.view(),
+                &mut acc[..rows * batch],
+                stats,
+            );
+        }
+        // acc is [row][batch]; y is [batch][row].
+        for b in 0..batch {
+            let s = scales[b];
+            let yr = &mut y[b * rows..(b + 1) * rows];
+            match self.scale {
+                Scale::Multiply(w) => {
+                    for (r, o) in yr.iter_mut().enumerate() {
+                        *o = acc[r * batch + b] as f32 / s * w;
+                    }
+                }
+                Scale::Divide(w) => {
+                    let d = s * w;
+                    for (r, o) in yr.iter_mut().enumerate() {
+                        *o = acc[r * batch + b] as f32 / d;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Verification settings for one forward pass.
+#[derive(Clone, Copy, Default)]
+pub struct VerifyCtx<'a> {
+    pub policy: Policy,
+    pub stats: Option<&'a VerifyStats>,
+}
+
+/// One decoder layer's weights (shapes for 2B-4T in comments).
+#[derive(Debug)]
+pub struct Layer {
+    pub input_norm: Vec<f32>,     // [2560]
+    pub post_attn_norm: Vec<f32>, // [2560]
+    pub attn_sub_norm: Vec<f32>,  // [2560] (n_heads · head_dim)
+    pub ffn_sub_norm: Vec<f32>,   // [6912]
+    pub q: Linear,                // 2560 -> 2560
+    pub k: Linear,                // 2560 -> 640
+    pub v: Linear,                // 2560 -> 640
+    pub o: Linear,                // 2560 -> 2560
+    pub gate: Linear,             // 2560 -> 6912
+    pub up: Linear,               // 2560 -> 6912
+    pub down: Linear,             // 6912 -> 2560
+}
+
+impl Layer {
+    pub fn linears(&self) -> [&Linear; 7] {
+        [
+            &self.q, &self.k, &self.v, &self.o, &self.gate, &self.up, &self.down,
+        ]
+    }
+}
+
+/// Options for [`Model::load`].
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    pub layout: LayoutKind,
+    /// `None`: the best kernel this CPU has for the layout.
+    pub kernel: Option<Kernel>,
+    /// Worker threads (`None`: all cores).
+    pub threads: Option<usize>,
+    /// Precompute checksums for runtime verification.
+    pub checksums: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            layout: LayoutKind::ROTOR_DEFAULT,
+            kernel: None,
+            threads: None,
+            checksums: false,
+        }
+    }
+}
+
+/// Wall-clock cost of loading.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadTimes {
+    /// Config, mapping, header validation, norms.
+    pub load: Duration,
+    /// Converting (or ternarizing) every projection into the layout.
+    pub convert: Duration,
+}
+
+/// A loaded model, ready to run.
+pub struct Model {
+    pub config: Config,
+    pub layout: LayoutKind,
+    pub kernel: Kernel,
+    pub embed: Bf16Matrix, // [vocab][hidden]
+    /// Untied output head (`lm_head.weight`), when the checkpoint has one.
+    pub lm_head: Option<Bf16Matrix>,
+    pub layers: Vec<Layer>,
+    pub norm: Vec<f32>, // [hidden]
+    pub rope: rope::Rope,
+    pub pool: rayon::ThreadPool,
+    pub times: LoadTimes,
+    pub checkpoint_bytes: usize,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("config", &self.config)
+            .field("layout", &self.layout)
+            .field("kernel", &self.kernel)
+            .finish_non_exhaustive()
+    }
+}
+
+const PROJS: [(&str, &str); 7] = [
+    ("self_attn", "q_proj"),
+    ("self_attn", "k_proj"),
+    ("self_attn", "v_proj"),
+    ("self_attn", "o_proj"),
+    ("mlp", "gate_proj"),
+    ("mlp", "up_proj"),
+    ("mlp", "down_proj"),
+];
+
+impl Model {
+    /// Load a model directory as downloaded from Hugging Face.
+    pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Model> {
+        let t0 = Instant::now();
+        let config = Config::from_dir(dir)?;
+        let ck = Checkpoint::open(dir)?;
+        let kernel = match opts.kernel {
+            Some(k) => {
+                opts.layout.check_kernel(k)?;
+                k
+            }
+            None => opts.layout.best_kernel(),
+        };
+        let threads = opts
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if threads == 0 {
+            return Err(Error::Invalid("--threads must be at least 1".into()));
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::Invalid(format!("thread pool: {e}")))?;
+        let c = &config;
+        let (h, inter) = (c.hidden_size, c.intermediate_size);
+        let embed = ck.bf16_matrix("model.embed_tokens.weight", c.vocab_size, h)?;
+        let lm_head = if ck.contains("lm_head.weight") && !c.tie_word_embeddings {
+            Some(ck.bf16_matrix("lm_head.weight", c.vocab_size, h)?)
+        } else if !c.tie_word_embeddings {
+            return Err(Error::MissingTensor {
+                name: "lm_head.weight".into(),
+                where_: format!(
+                    "{} (config.json has tie_word_embeddings = false)",
+                    dir.display()
+                ),
+            });
+        } else {
+            None
+        };
+        let norm = ck.floats("model.norm.weight", &[h])?;
+        let mut norms = Vec::new();
+        for l in 0..c.num_layers {
+            let p = format!("model.layers.{l}");
+            norms.push([
+                ck.floats(&format!("{p}.input_layernorm.weight"), &[h])?,
+                ck.floats(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
+                ck.floats(&format!("{p}.self_attn.attn_sub_norm.weight"), &[c.q_dim()])?,
+                ck.floats(&format!("{p}.mlp.ffn_sub_norm.weight"), &[inter])?,
+            ]);
+        }
+        // Validate every projection's tensors before converting any.
+        let shapes = |proj: &str| -> (usize, usize) {
+            match proj {
+                "q_proj" => (c.q_dim(), h),
+                "k_proj" | "v_proj" => (c.kv_dim(), h),
+                "o_proj" => (h, c.q_dim()),
+                "gate_proj" | "up_proj" => (inter, h),
+                _ => (h, inter),
+            }
+        };
+        let mut jobs = Vec::new();
+        for l in 0..c.num_layers {
+            for (part, proj) in PROJS {
+                let name = format!("model.layers.{l}.{part}.{proj}");
+                let (rows, cols) = shapes(proj);
+                jobs.push(ProjJob { name, rows, cols });
+            }
+        }
+        let mut scales = Vec::with_capacity(jobs.len());
+        for j in &jobs {
+            scales.push(check_projection(&ck, c.quant, j)?);
+        }
+        let load_time = t0.elapsed();
+
+        let t1 = Instant::now();
+        let layout = opts.layout;
+        let checksums = opts.checksums;
+        let mut linears: Vec<Linear> = pool.install(|| {
+            jobs.par_iter()
+                .zip(scales.par_iter())
+                .map(|(j, &scale)| {
+                    convert_projection(&ck, c.quant, j, scale, layout, kernel, checksums)
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let convert_time = t1.elapsed();
+
+        let mut layers = Vec::with_capacity(c.num_layers);
+        let mut it = linears.drain(..);
+        for [input_norm, post_attn_norm, attn_sub_norm, ffn_sub_norm] in norms {
+            let mut next = || it.next().expect("seven projections per layer");
+            layers.push(Layer {
+                input_norm,
+                post_attn_norm,
+                attn_sub_norm,
+                ffn_sub_norm,
+                q: next(),
+                k: next(),
+                v: next(),
+                o: next(),
+                gate: next(),
+                up: next(),
+                down: next(),
+            });
+        }
+        drop(it);
+        let rope = rope::Rope::new(c.head_dim, c.rope_theta, c.max_position_embeddings);
+        Ok(Model {
+            checkpoint_bytes: ck.file_bytes(),
+            config,
+            layout,
+            kernel,
+            embed,
+            lm_head,
+            layers,
+            norm,
+            rope,
+            pool,
+            times: LoadTimes {
+                load: load_time,
+                convert: convert_time,
+            },
+        })
+    }
+
+    /// Threads in the model's pool.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// Bytes of ternary weight storage in the chosen layout.
+    pub fn ternary_bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .flat_map(|l| l.linears())
+            .map(|p| p.weight.storage_bytes())
+            .sum()
+    }
+
+    /// The output head matrix (tied embedding unless the checkpoint has `lm_head.weight`).
+    pub fn head(&self) -> &Bf16Matrix {
+        self.lm_head.as_ref().unwrap_or(&self.embed)
+    }
+}
+
+struct ProjJob {
+    name: String,
+    rows: usize,
+    cols: usize,
+}
+
+/// Check one projection's tensors against the quantization mode; returns the stored scale.
+fn check_projection(ck: &Checkpoint, mode: QuantMode, j: &ProjJob) -> Result<Option<f32>> {
+    let wname = format!("{}.weight", j.name);
+    let sname = format!("{}.weight_scale", j.name);
+    match mode {
+        QuantMode::PackedMultiply | QuantMode::PackedDivide => {
+            let t = ck.get(&wname)?;
+            if t.dtype != Dtype::U8 {
+                return Err(Error::Dtype {
+                    name: wname,
+                    expected: "U8 (packed ternary; config says quantization_mode offline)".into(),
+                    found: format!("{:?}", t.dtype),
+                });
+            }
+            ck.expect(&wname, Dtype::U8, &[j.rows / 4, j.cols])?;
+            let s = ck.scalar(&sname)?;
+            if !(s.is_finite() && s > 0.0) {
+                return Err(Error::BadTensor {
+                    name: sname,
+                    msg: format!("weight_scale is {s}; it must be a finite positive number"),
+                });
+            }
+            Ok(Some(s))
+        }
+        QuantMode::OnlineMaster => {
+            let t = ck.get(&wname)?;
+            if t.dtype == Dtype::U8 {
+                return Err(Error::Dtype {
+                    name: wname,
+                    expected: "BF16/F16/F32 master weights (config says quantization_mode online)"
+                        .into(),
+                    found: "U8 (packed)".into(),
+                });
+            }
+            if ck.contains(&sname) {
+                return Err(Error::BadTensor {
+                    name: sname,
+                    msg: "a weight_scale is present but config.json says quantization_mode online \
+                          (bf16 master weights have none): config and weights disagree"
+                        .into(),
+                });
+            }
+            if t.shape != [j.rows, j.cols] {
+                return Err(Error::Shape {
+                    name: wname,
+                    expected: vec![j.rows, j.cols],
+                    found: t.shape.clone(),
+                });
+            }
+            Ok(None)
+        }
+    }
+}
+
+fn convert_projection(
+    ck: &Checkpoint,
+    mode: QuantMode,
+    j: &ProjJob,
+    stored_scale: Option<f32>,
+    layout: LayoutKind,
+    kernel: Kernel,
+    checksums: bool,
+) -> Result<Linear> {
+    let wname = format!("{}.weight", j.name);
+    let (weight, scale, dense): (Box<dyn TernaryLayout>, Scale, Option<Ternary>) = match mode {
+        QuantMode::PackedMultiply | QuantMode::PackedDivide => {
+            let bytes = ck.bytes(ck.get(&wname)?);
+            let w = layout
+                .from_hf_packed(kernel, bytes, j.rows, j.cols)
+                .map_err(|e| Error::BadTensor {
+                    name: wname.clone(),
+                    msg: e.to_string(),
+                })?;
+            let s = stored_scale.expect("checked");
+            let scale = if mode == QuantMode::PackedMultiply {
+                Scale::Multiply(s)
+            } else {
+                Scale::Divide(s)
+            };
+            (w, scale, None)
+        }
+        QuantMode::OnlineMaster => {
+            let master = ck.floats(&wname, &[j.rows, j.cols])?;
+            let (t, s) = quant::absmean_ternarize(&master);
+            let t = Ternary::new(j.rows, j.cols, t)?;
+            (layout.from_dense(&t), Scale::Multiply(s), Some(t))
+        }
+    };
+    let checks = if checksums {
+        let t = match dense {
+            Some(t) => t,
+            None => weight.to_dense(),
+        };
+        Some(Checksums::new(&t))
+    } else {
+        None
+    };
+    Ok(Linear {
+        name: j.name.clone(),
+        weight,
+        scale,
+        checks,
+    })
+}

@@ -1,0 +1,98 @@
+//! Quantization as BitNet b1.58 defines it (FORMAT.md §3, §4).
+//!
+//! - Activations: per token (row), absmax to int8. `s = 127 / max(max|x|, 1e-5)` in f32,
+//!   `q = clamp(round_half_even(x·s), −128, 127)`. Because `s` maps the largest magnitude to
+//!   exactly 127, `q` never goes below −127. The dequantized projection output is
+//!   `(Σ q·t) / s · weight_scale`, computed from the exact integer sum.
+//! - Weights (the bf16 master checkpoint, `online` mode): per tensor absmean.
+//!   `s = 1 / max(mean|W|, 1e-5)`, `t = clamp(round_half_even(W·s), −1, 1)`, effective scale
+//!   `1/s` (all in f32, as transformers' `WeightQuant`).
+
+use crate::ternary::ActBuf;
+
+/// The floor under a row's absmax (transformers clamps at 1e-5).
+pub const ABSMAX_FLOOR: f32 = 1e-5;
+
+/// Quantize one row into `out` (the first `x.len()` entries; the rest is left alone).
+/// Returns the scale `s` and `Σ q`.
+#[inline]
+pub fn quantize_row(x: &[f32], out: &mut [i8]) -> (f32, i32) {
+    let amax = x.iter().fold(0f32, |m, &v| m.max(v.abs()));
+    let s = 127.0f32 / amax.max(ABSMAX_FLOOR);
+    let mut sum = 0i32;
+    for (o, &v) in out.iter_mut().zip(x) {
+        let q = (v * s).round_ties_even().clamp(-128.0, 127.0) as i8;
+        *o = q;
+        sum += q as i32;
+    }
+    (s, sum)
+}
+
+/// Quantize `batch` rows of `cols` values into a padded activation buffer; `scales[b] = s`.
+pub fn quantize_batch(
+    x: &[f32],
+    batch: usize,
+    cols: usize,
+    buf: &mut ActBuf,
+    scales: &mut Vec<f32>,
+) {
+    assert_eq!(x.len(), batch * cols);
+    buf.reset(batch, cols);
+    scales.clear();
+    let stride = buf.stride;
+    for b in 0..batch {
+        let (s, sum) = quantize_row(
+            &x[b * cols..(b + 1) * cols],
+            &mut buf.data[b * stride..b * stride + cols],
+        );
+        buf.sums[b] = sum;
+        scales.push(s);
+    }
+}
+
+/// Absmean ternarization of a master weight tensor (`online` mode, transformers' `WeightQuant`).
+/// Returns the ternary values and the effective per-tensor scale `1/s`.
+pub fn absmean_ternarize(w: &[f32]) -> (Vec<i8>, f32) {
+    // The mean in f64, rounded once to f32: the correctly rounded mean (torch's own f32
+    // reduction can differ from it by an ulp; FORMAT.md tolerances cover that).
+    let mean = (w.iter().map(|&v| v.abs() as f64).sum::<f64>() / w.len().max(1) as f64) as f32;
+    let s = 1.0f32 / mean.max(ABSMAX_FLOOR);
+    let t = w
+        .iter()
+        .map(|&v| (v * s).round_ties_even().clamp(-1.0, 1.0) as i8)
+        .collect();
+    (t, 1.0f32 / s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_half_to_even_and_maps_absmax_to_127() {
+        // x·s lands exactly on .5 for these: 127/254 = 0.5 per unit.
+        let x = [254.0f32, 1.0, 3.0, -1.0, -5.0, 0.0];
+        let mut q = [0i8; 6];
+        let (s, sum) = quantize_row(&x, &mut q);
+        assert_eq!(s, 0.5);
+        assert_eq!(q, [127, 0, 2, 0, -2, 0]); // 0.5→0, 1.5→2, -0.5→-0, -2.5→-2
+        assert_eq!(sum, 127);
+    }
+
+    #[test]
+    fn all_zero_row_uses_the_floor() {
+        let mut q = [1i8; 3];
+        let (s, sum) = quantize_row(&[0.0; 3], &mut q);
+        assert_eq!(s, 127.0 / ABSMAX_FLOOR);
+        assert_eq!((q, sum), ([0; 3], 0));
+    }
+
+    #[test]
+    fn absmean_matches_the_definition() {
+        let w = [0.1f32, -0.3, 0.05, 0.2, -0.02, 0.0];
+        let (t, scale) = absmean_ternarize(&w);
+        let mean = w.iter().map(|v| v.abs()).sum::<f32>() / 6.0; // 0.11166…
+        assert!((scale - mean).abs() < 1e-7);
+        assert_eq!(t, vec![1, -1, 0, 1, 0, 0]);
+    }
+}

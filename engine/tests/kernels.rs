@@ -1,0 +1,183 @@
+//! Every layout × every kernel this CPU has × 1 and 2 threads against the dense oracle,
+//! bit-exactly, on random shapes (odd sizes, 1×1, single rows/columns) and random int8
+//! activations including the extremes −128 and 127.
+
+use proptest::prelude::*;
+use rotor::kernels::{Kernel, parallel};
+use rotor::ternary::{ActBuf, LayoutKind, Ternary, tq1};
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
+fn ternary_strategy(max_rows: usize, max_cols: usize) -> impl Strategy<Value = Ternary> {
+    (1..=max_rows, 1..=max_cols, any::<u64>(), 0u8..4).prop_map(|(r, c, seed, density)| {
+        // density 0: all zero, 3: no zeros, else mixed — covers empty and full planes.
+        let mut s = seed | 1;
+        Ternary::from_fn(r, c, |_, _| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            match density {
+                0 => 0,
+                3 => {
+                    if s & 1 == 0 {
+                        1
+                    } else {
+                        -1
+                    }
+                }
+                _ => (s % 3) as i8 - 1,
+            }
+        })
+    })
+}
+
+fn acts_strategy(batch: usize, cols: usize, seed: u64) -> ActBuf {
+    let mut s = seed | 1;
+    let rows: Vec<i8> = (0..batch * cols)
+        .map(|i| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            match i % 11 {
+                0 => -128,
+                1 => 127,
+                _ => s as i8,
+            }
+        })
+        .collect();
+    ActBuf::from_rows(&rows, batch, cols)
+}
+
+fn check_all(t: &Ternary, batch: usize, seed: u64) -> Result<(), TestCaseError> {
+    let x = acts_strategy(batch, t.cols(), seed);
+    let want = t.gemm_oracle(&x.view());
+    for kind in LayoutKind::all() {
+        if kind == LayoutKind::HfPacked && t.rows() % 4 != 0 {
+            continue;
+        }
+        let layout = kind.from_dense(t);
+        prop_assert_eq!(&layout.to_dense(), t, "{} round trip", kind);
+        for k in Kernel::available() {
+            if !layout.supports(k.kind()) {
+                continue;
+            }
+            for threads in [1, 2] {
+                let mut y = vec![i32::MIN; t.rows() * batch];
+                pool(threads).install(|| parallel::gemm(layout.as_ref(), k, &x.view(), &mut y));
+                prop_assert!(
+                    y == want,
+                    "{} × {} × {} threads differs from the oracle on {}×{} batch {}",
+                    kind,
+                    k,
+                    threads,
+                    t.rows(),
+                    t.cols(),
+                    batch
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_layout_and_kernel_equals_the_oracle(t in ternary_strategy(40, 700), batch in 1usize..7, seed in any::<u64>()) {
+        check_all(&t, batch, seed)?;
+    }
+
+    #[test]
+    fn single_row_and_single_column(n in 1usize..300, seed in any::<u64>(), batch in 1usize..3) {
+        let mut s = seed | 1;
+        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; (s % 3) as i8 - 1 };
+        let row = Ternary::from_fn(1, n, |_, _| next());
+        let col = Ternary::from_fn(n, 1, |_, _| next());
+        check_all(&row, batch, seed)?;
+        check_all(&col, batch, seed)?;
+    }
+
+    #[test]
+    fn conversion_from_checkpoint_bytes_equals_conversion_from_dense(
+        t in ternary_strategy(48, 600).prop_filter("rows divisible by 4", |t| t.rows() % 4 == 0)
+    ) {
+        let packed = t.to_hf_packed();
+        for kind in LayoutKind::all() {
+            for k in Kernel::available() {
+                for threads in [1, 2] {
+                    let layout = pool(threads)
+                        .install(|| kind.from_hf_packed(k, &packed, t.rows(), t.cols()))
+                        .unwrap();
+                    prop_assert_eq!(&layout.to_dense(), &t, "{} from packed bytes with {}", kind, k);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn model_shapes_are_exact() {
+    // The projections of BitNet 2B-4T, cut down in rows (the kernels loop over rows).
+    for (rows, cols) in [(64, 2560), (16, 6912), (40, 2560)] {
+        let mut s = 0x9E37_79B9_7F4A_7C15u64;
+        let t = Ternary::from_fn(rows, cols, |_, _| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % 3) as i8 - 1
+        });
+        for batch in [1, 8] {
+            check_all(&t, batch, rows as u64 * 31 + batch as u64).unwrap();
+        }
+    }
+}
+
+#[test]
+fn checkpoint_packing_worked_example() {
+    // FORMAT.md §2.1: out = 8, one column, t = [+1, 0, -1, +1, 0, 0, -1, -1] -> [18, 25].
+    let t = Ternary::new(8, 1, vec![1, 0, -1, 1, 0, 0, -1, -1]).unwrap();
+    assert_eq!(t.to_hf_packed(), vec![18, 25]);
+    assert_eq!(Ternary::from_hf_packed(&[18, 25], 8, 1).unwrap(), t);
+}
+
+#[test]
+fn packed_code_3_is_rejected_with_its_position() {
+    let err = Ternary::from_hf_packed(&[0x55, 0x57], 4, 2).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("code 3") && msg.contains("column 1"), "{msg}");
+}
+
+#[test]
+fn base3_digits_decode_exactly_for_all_243_values() {
+    for v in 0..243u32 {
+        let d: [u8; 5] = std::array::from_fn(|i| ((v / 3u32.pow(4 - i as u32)) % 3) as u8);
+        let byte = tq1::encode5(d);
+        for (i, &di) in d.iter().enumerate() {
+            assert_eq!(tq1::decode_digit(byte, i), di, "value {v} digit {i}");
+        }
+    }
+}
+
+#[test]
+fn unknown_layout_and_kernel_names_are_clear_errors() {
+    let e = LayoutKind::parse("rotorx").unwrap_err().to_string();
+    assert!(
+        e.contains("unknown layout `rotorx`") && e.contains("hf_packed"),
+        "{e}"
+    );
+    let e = rotor::KernelKind::parse("neon").unwrap_err().to_string();
+    assert!(e.contains("unknown kernel"), "{e}");
+    assert_eq!(
+        LayoutKind::parse("rotor").unwrap(),
+        LayoutKind::ROTOR_DEFAULT
+    );
+    for k in LayoutKind::all() {
+        assert_eq!(LayoutKind::parse(k.name()).unwrap(), k);
+    }
+}
