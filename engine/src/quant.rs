@@ -13,6 +13,16 @@ use crate::ternary::ActBuf;
 /// The floor under a row's absmax (transformers clamps at 1e-5).
 pub const ABSMAX_FLOOR: f32 = 1e-5;
 
+/// Round half to even, for |x| < 2^22 (larger magnitudes come back within one unit, with their
+/// sign: fine for every caller, which clamps to a few units). Adding and subtracting 1.5·2^23
+/// leaves no fraction bits, so the FPU's round-to-nearest-even does the rounding; unlike
+/// `f32::round_ties_even` this needs no SSE4.1 `roundss` or libm call on baseline x86_64.
+#[inline(always)]
+pub fn round_half_even(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+    (x + MAGIC) - MAGIC
+}
+
 /// Quantize one row into `out` (the first `x.len()` entries; the rest is left alone).
 /// Returns the scale `s` and `Σ q`.
 #[inline]
@@ -21,7 +31,7 @@ pub fn quantize_row(x: &[f32], out: &mut [i8]) -> (f32, i32) {
     let s = 127.0f32 / amax.max(ABSMAX_FLOOR);
     let mut sum = 0i32;
     for (o, &v) in out.iter_mut().zip(x) {
-        let q = (v * s).round_ties_even().clamp(-128.0, 127.0) as i8;
+        let q = round_half_even(v * s).clamp(-128.0, 127.0) as i8;
         *o = q;
         sum += q as i32;
     }
@@ -59,7 +69,7 @@ pub fn absmean_ternarize(w: &[f32]) -> (Vec<i8>, f32) {
     let s = 1.0f32 / mean.max(ABSMAX_FLOOR);
     let t = w
         .iter()
-        .map(|&v| (v * s).round_ties_even().clamp(-1.0, 1.0) as i8)
+        .map(|&v| round_half_even(v * s).clamp(-1.0, 1.0) as i8)
         .collect();
     (t, 1.0f32 / s)
 }
@@ -77,6 +87,20 @@ mod tests {
         assert_eq!(s, 0.5);
         assert_eq!(q, [127, 0, 2, 0, -2, 0]); // 0.5→0, 1.5→2, -0.5→-0, -2.5→-2
         assert_eq!(sum, 127);
+    }
+
+    #[test]
+    fn magic_rounding_equals_round_ties_even() {
+        let mut r = crate::sample::Rng::new(3);
+        for i in 0..2_000_000 {
+            let x = match i % 4 {
+                0 => (r.next_f32() - 0.5) * 300.0,
+                1 => ((r.next_u64() % 600) as f32 - 300.0) * 0.5, // exact ties
+                2 => (r.next_f32() - 0.5) * 8e6,
+                _ => f32::from_bits(r.next_u64() as u32 & 0xca7f_ffff), // |x| < 2^22, both signs
+            };
+            assert_eq!(round_half_even(x), x.round_ties_even(), "{x}");
+        }
     }
 
     #[test]

@@ -1,1 +1,696 @@
-fn main() {}
+//! `rotor`: run BitNet b1.58 models with ternary weights in the rotor layout.
+//!
+//! The commands and their JSON outputs are a contract (DESIGN.md): tests, experiments and
+//! outside checks call them. Errors go to stderr as one sentence and exit with status 1.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use rotor::generate::{GenerateOptions, Stop, generate};
+use rotor::model::{Config, KvCache, LoadOptions, Logits, Model, State, VerifyCtx};
+use rotor::perplexity::{PplOptions, perplexity};
+use rotor::sample::SamplerConfig;
+use rotor::synth::{Preset, SynthOptions, Variant, synth};
+use rotor::ternary::LayoutKind;
+use rotor::tokenizer::Tokenizer;
+use rotor::verify::{Policy, VerifyStats};
+use rotor::Kernel;
+
+#[derive(Parser)]
+#[command(
+    name = "rotor",
+    version,
+    about = "BitNet b1.58 inference with ternary weights in the rotor bit-plane layout",
+    long_about = "BitNet b1.58 inference with ternary weights in the rotor bit-plane layout.\n\n\
+        Every command takes a model directory as downloaded from Hugging Face \
+        (microsoft/bitnet-b1.58-2B-4T: config.json, model.safetensors, tokenizer.json), or one \
+        written by `rotor synth`.\n\nEnvironment: ROTOR_KERNEL=scalar|avx2|avx512 overrides the \
+        kernel choice; RAYON_NUM_THREADS is ignored in favour of --threads."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Write a random model in the exact checkpoint format (config, safetensors, tokenizer).
+    Synth(SynthArgs),
+    /// Show a model's config, tensor table and bytes per layout.
+    Inspect(InspectArgs),
+    /// Print logits for every position of a token sequence as JSON.
+    Logits(LogitsArgs),
+    /// Generate text (streamed to stdout).
+    Generate(GenerateArgs),
+    /// Perplexity of a text file (llama.cpp convention by default).
+    Perplexity(PplArgs),
+    /// Measure load, conversion, prefill and decode speed, memory and roofline fraction.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct SynthArgs {
+    /// Shapes: tiny (2 layers, hidden 64), small (4 layers, hidden 256), 2b4t (the real
+    /// BitNet b1.58 2B-4T shapes, ~1.2 GB).
+    #[arg(long, default_value = "tiny")]
+    preset: String,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// `packed` (U8 + weight_scale, like the 2B-4T release) or `bf16` (master weights, like
+    /// the -bf16 release).
+    #[arg(long, default_value = "packed")]
+    variant: String,
+    /// Overwrite an existing model in --out.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// Model directory (config.json + model.safetensors [+ tokenizer.json]).
+    #[arg(long)]
+    model: PathBuf,
+    /// Weight layout: rotor (best rotor variant), rotor-pn, rotor-ms, rotor-pn-b4, rotor-pn-row,
+    /// rotor-ms-b4, rotor-ms-row, hf_packed, i2, tq1, dense.
+    #[arg(long, default_value = "rotor")]
+    layout: String,
+    /// Kernel family: scalar, avx2, avx512 (default: ROTOR_KERNEL, else the widest this CPU and
+    /// layout support).
+    #[arg(long)]
+    kernel: Option<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Check every ternary product with exact checksums: `detect` counts mismatches,
+    /// `correct` (the default when the flag has no value) also repairs them.
+    #[arg(long, num_args = 0..=1, default_missing_value = "correct", value_name = "POLICY")]
+    verify: Option<String>,
+}
+
+impl ModelArgs {
+    fn policy(&self) -> Result<Policy> {
+        match &self.verify {
+            None => Ok(Policy::Off),
+            Some(p) => Policy::parse(p).map_err(anyhow::Error::msg),
+        }
+    }
+
+    fn load(&self) -> Result<Model> {
+        let layout = LayoutKind::parse(&self.layout)?;
+        let kernel = match &self.kernel {
+            Some(k) => Some(Kernel::by_name(k)?),
+            None => match std::env::var("ROTOR_KERNEL") {
+                Ok(v) if !v.trim().is_empty() => Some(Kernel::from_env()?),
+                _ => None,
+            },
+        };
+        if !self.model.is_dir() {
+            bail!("--model {}: not a directory", self.model.display());
+        }
+        let opts = LoadOptions {
+            layout,
+            kernel,
+            threads: self.threads,
+            checksums: self.policy()? != Policy::Off,
+        };
+        Model::load(&self.model, &opts)
+            .with_context(|| format!("loading {}", self.model.display()))
+    }
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct LogitsArgs {
+    #[command(flatten)]
+    m: ModelArgs,
+    /// Comma-separated token ids, e.g. 128000,9906,1917.
+    #[arg(long, value_delimiter = ',', required_unless_present = "prompt")]
+    tokens: Vec<u32>,
+    /// Text to tokenize instead of --tokens (needs tokenizer.json).
+    #[arg(long, conflicts_with = "tokens")]
+    prompt: Option<String>,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    #[command(flatten)]
+    m: ModelArgs,
+    /// Prompt text (needs tokenizer.json in the model directory).
+    #[arg(long, required_unless_present = "tokens")]
+    prompt: Option<String>,
+    /// Prompt as comma-separated token ids (works without a tokenizer).
+    #[arg(long, value_delimiter = ',', conflicts_with = "prompt")]
+    tokens: Vec<u32>,
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f32,
+    /// Keep the K most likely tokens (0 = off).
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    /// Keep the smallest set of tokens whose probability reaches P (1 = off).
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Wrap the prompt in the 2B-4T chat format (`User: …<|eot_id|>Assistant: `).
+    #[arg(long)]
+    chat: bool,
+    /// Context length (default: max_position_embeddings).
+    #[arg(long)]
+    ctx: Option<usize>,
+    /// Print {"prompt_ids", "generated_ids", "text", ...} as JSON instead of streaming.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PplArgs {
+    #[command(flatten)]
+    m: ModelArgs,
+    /// UTF-8 text file.
+    #[arg(long)]
+    text: PathBuf,
+    /// Tokens per chunk.
+    #[arg(long, default_value_t = 512)]
+    ctx: usize,
+    /// Sliding-window stride (Hugging Face convention) instead of llama.cpp's chunks.
+    #[arg(long)]
+    stride: Option<usize>,
+    /// Only the first N chunks.
+    #[arg(long)]
+    chunks: Option<usize>,
+    /// Tokens per prefill batch.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    m: ModelArgs,
+    #[arg(long, default_value_t = 128)]
+    prompt_tokens: usize,
+    #[arg(long, default_value_t = 32)]
+    gen_tokens: usize,
+    /// Decode runs (the median is reported with min–max).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Output head precision (bf16: exact, as the checkpoint).
+    #[arg(long, default_value = "bf16")]
+    head: String,
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Synth(a) => cmd_synth(a),
+        Cmd::Inspect(a) => cmd_inspect(a),
+        Cmd::Logits(a) => cmd_logits(a),
+        Cmd::Generate(a) => cmd_generate(a),
+        Cmd::Perplexity(a) => cmd_perplexity(a),
+        Cmd::Bench(a) => cmd_bench(a),
+    };
+    if let Err(e) = r {
+        // A closed pipe (`rotor inspect | head`) is not an error.
+        if e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        }) {
+            std::process::exit(0);
+        }
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn cmd_synth(a: SynthArgs) -> Result<()> {
+    let variant = match a.variant.as_str() {
+        "packed" => Variant::Packed,
+        "bf16" => Variant::Bf16,
+        v => bail!("--variant `{v}`: expected packed or bf16"),
+    };
+    let opts = SynthOptions {
+        preset: Preset::parse(&a.preset)?,
+        seed: a.seed,
+        out: a.out.clone(),
+        variant,
+        force: a.force,
+        progress: true,
+    };
+    let r = synth(&opts)?;
+    eprintln!(
+        "wrote {} ({} preset, {} tensors, {:.1} MB) in {:.2} s",
+        a.out.display(),
+        opts.preset.name(),
+        r.tensors,
+        r.bytes as f64 / 1e6,
+        r.time.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn cmd_inspect(a: InspectArgs) -> Result<()> {
+    let config = Config::from_dir(&a.model)?;
+    let stdout = std::io::stdout();
+    let mut w = stdout.lock();
+    let ck = rotor::model::Checkpoint::open(&a.model)?;
+    let tensors: Vec<_> = ck.tensors().collect();
+    let mut layouts = serde_json::Map::new();
+    let shapes = projection_shapes(&config);
+    let weights: usize = shapes.iter().map(|(r, c)| r * c).sum();
+    for k in LayoutKind::all() {
+        let bytes: usize = shapes.iter().map(|&(r, c)| k.storage_bytes(r, c)).sum();
+        layouts.insert(
+            k.name().into(),
+            json!({"bytes": bytes, "bits_per_weight": bytes as f64 * 8.0 / weights as f64}),
+        );
+    }
+    let has_lm_head = ck.contains("lm_head.weight");
+    if a.json {
+        let t: Vec<_> = tensors
+            .iter()
+            .map(|t| json!({"name": t.name, "dtype": format!("{:?}", t.dtype), "shape": t.shape}))
+            .collect();
+        let out = json!({
+            "config": {
+                "vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
+                "intermediate_size": config.intermediate_size, "num_layers": config.num_layers,
+                "num_heads": config.num_heads, "num_kv_heads": config.num_kv_heads,
+                "head_dim": config.head_dim, "max_position_embeddings": config.max_position_embeddings,
+                "rms_norm_eps": config.rms_norm_eps, "rope_theta": config.rope_theta,
+                "tie_word_embeddings": config.tie_word_embeddings,
+                "quant": format!("{:?}", config.quant),
+            },
+            "tensor_count": tensors.len(),
+            "has_lm_head": has_lm_head,
+            "file_bytes": ck.file_bytes(),
+            "ternary_weights": weights,
+            "tensors": t,
+            "layouts": layouts,
+        });
+        writeln!(w, "{}", serde_json::to_string_pretty(&out)?)?;
+        return Ok(());
+    }
+    writeln!(w, "{}", a.model.display())?;
+    writeln!(w, 
+        "  bitnet: {} layers, hidden {}, ffn {}, heads {} (kv {}, head_dim {}), vocab {}, ctx {}",
+        config.num_layers,
+        config.hidden_size,
+        config.intermediate_size,
+        config.num_heads,
+        config.num_kv_heads,
+        config.head_dim,
+        config.vocab_size,
+        config.max_position_embeddings
+    )?;
+    writeln!(w, 
+        "  rope_theta {}, rms_norm_eps {:e}, quantization {:?}, tied head: {}{}",
+        config.rope_theta,
+        config.rms_norm_eps,
+        config.quant,
+        config.tie_word_embeddings,
+        if has_lm_head { " (lm_head.weight present)" } else { " (no lm_head.weight)" }
+    )?;
+    writeln!(w, 
+        "  {} tensors, {:.1} MB on disk, {} ternary weights",
+        tensors.len(),
+        ck.file_bytes() as f64 / 1e6,
+        weights
+    )?;
+    writeln!(w, "\n  {:<58} {:>6}  shape", "tensor", "dtype")?;
+    for t in &tensors {
+        writeln!(w, "  {:<58} {:>6}  {:?}", t.name, format!("{:?}", t.dtype), t.shape)?;
+    }
+    writeln!(w, "\n  ternary weight bytes per layout:")?;
+    for (name, v) in &layouts {
+        writeln!(w, 
+            "    {:<14} {:>14} bytes  {:.3} bits/weight",
+            name,
+            v["bytes"],
+            v["bits_per_weight"].as_f64().unwrap_or(0.0)
+        )?;
+    }
+    Ok(())
+}
+
+fn projection_shapes(c: &Config) -> Vec<(usize, usize)> {
+    let (h, i) = (c.hidden_size, c.intermediate_size);
+    let mut v = vec![];
+    for _ in 0..c.num_layers {
+        v.extend([
+            (c.q_dim(), h),
+            (c.kv_dim(), h),
+            (c.kv_dim(), h),
+            (h, c.q_dim()),
+            (i, h),
+            (i, h),
+            (h, i),
+        ]);
+    }
+    v
+}
+
+fn tokenizer_or_err(dir: &Path) -> Result<Tokenizer> {
+    Tokenizer::from_dir(dir)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} has no tokenizer.json: pass token ids with --tokens instead of text",
+            dir.display()
+        )
+    })
+}
+
+fn verify_report(policy: Policy, stats: &VerifyStats) {
+    if policy != Policy::Off {
+        eprintln!("{} (policy {})", stats.summary(), policy.name());
+    }
+}
+
+fn cmd_logits(a: LogitsArgs) -> Result<()> {
+    let model = a.m.load()?;
+    let tokens = match &a.prompt {
+        Some(p) => tokenizer_or_err(&a.m.model)?.encode(p, true)?,
+        None => a.tokens.clone(),
+    };
+    if tokens.is_empty() {
+        bail!("no tokens given");
+    }
+    let policy = a.m.policy()?;
+    let stats = VerifyStats::default();
+    let verify = VerifyCtx {
+        policy,
+        stats: Some(&stats),
+    };
+    let cap = tokens.len();
+    let mut cache = KvCache::new(&model, cap);
+    let mut st = State::new(&model, 64, cap);
+    let logits = model.forward(&tokens, &mut cache, &mut st, Logits::All, verify)?;
+    let v = model.config.vocab_size;
+    let rows: Vec<&[f32]> = logits.chunks_exact(v).collect();
+    let out = json!({"tokens": tokens, "logits": rows, "layout": model.layout.name(), "kernel": model.kernel.name()});
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
+    serde_json::to_writer(&mut w, &out)?;
+    writeln!(w)?;
+    verify_report(policy, &stats);
+    Ok(())
+}
+
+fn stop_ids(dir: &Path, model: &Model, tok: Option<&Tokenizer>) -> Vec<u32> {
+    let mut ids = model.config.eos_token_ids.clone();
+    if let Some(t) = tok {
+        for s in ["<|eot_id|>", "<|end_of_text|>"] {
+            if let Some(id) = t.token_to_id(s) {
+                ids.push(id);
+            }
+        }
+    }
+    // generation_config.json may list more EOS ids.
+    if let Ok(text) = std::fs::read_to_string(dir.join("generation_config.json"))
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+    {
+        match &v["eos_token_id"] {
+            serde_json::Value::Number(n) => ids.extend(n.as_u64().map(|x| x as u32)),
+            serde_json::Value::Array(a) => ids.extend(a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32)),
+            _ => {}
+        }
+    }
+    ids.retain(|&i| (i as usize) < model.config.vocab_size);
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+fn cmd_generate(a: GenerateArgs) -> Result<()> {
+    let tok = Tokenizer::from_dir(&a.m.model)?;
+    let prompt_ids = match &a.prompt {
+        Some(p) => {
+            let t = tok.as_ref().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} has no tokenizer.json: pass token ids with --tokens instead of --prompt",
+                    a.m.model.display()
+                )
+            })?;
+            let text = if a.chat {
+                Tokenizer::chat_prompt(&[("user", p)])
+            } else {
+                p.clone()
+            };
+            t.encode(&text, true)?
+        }
+        None => {
+            if a.chat {
+                bail!("--chat needs --prompt text");
+            }
+            a.tokens.clone()
+        }
+    };
+    let model = a.m.load()?;
+    let policy = a.m.policy()?;
+    let stats = VerifyStats::default();
+    let verify = VerifyCtx {
+        policy,
+        stats: Some(&stats),
+    };
+    let opts = GenerateOptions {
+        max_tokens: a.max_tokens,
+        sampler: SamplerConfig {
+            temperature: a.temperature,
+            top_k: a.top_k,
+            top_p: a.top_p,
+            seed: a.seed,
+        },
+        stop_ids: stop_ids(&a.m.model, &model, tok.as_ref()),
+        ctx: a.ctx,
+        prefill_batch: 64,
+    };
+    let stdout = std::io::stdout();
+    let mut stream = tok.as_ref().map(|t| t.stream());
+    if !a.json
+        && let Some(t) = &tok
+    {
+        // Echo the prompt, then stream the continuation.
+        let mut out = stdout.lock();
+        write!(out, "{}", t.decode(&prompt_ids, true)?)?;
+        out.flush()?;
+    }
+    let g = generate(&model, &prompt_ids, &opts, verify, |id| {
+        if a.json {
+            return Ok(());
+        }
+        let mut out = stdout.lock();
+        match stream.as_mut() {
+            Some(s) => write!(out, "{}", s.push(id)?).map_err(|e| rotor::Error::Invalid(e.to_string()))?,
+            None => write!(out, "{id} ").map_err(|e| rotor::Error::Invalid(e.to_string()))?,
+        }
+        out.flush().map_err(|e| rotor::Error::Invalid(e.to_string()))?;
+        Ok(())
+    })?;
+    let text = match &tok {
+        Some(t) => Some(t.decode(&g.generated_ids, true)?),
+        None => None,
+    };
+    let stop = match g.stop {
+        Stop::Eos(id) => format!("eos({id})"),
+        Stop::MaxTokens => "max_tokens".into(),
+        Stop::Context => "context".into(),
+    };
+    if a.json {
+        let out = json!({
+            "prompt_ids": g.prompt_ids, "generated_ids": g.generated_ids, "text": text,
+            "stop": stop, "prefill_tok_s": g.prefill_tok_s(), "decode_tok_s": g.decode_tok_s(),
+            "layout": model.layout.name(), "kernel": model.kernel.name(), "threads": model.threads(),
+        });
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        if let Some(s) = stream.as_mut() {
+            print!("{}", s.flush()?);
+        }
+        println!();
+        eprintln!(
+            "[{} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s, stop: {stop}; {} × {}, {} threads]",
+            g.prompt_ids.len(),
+            g.prefill_tok_s(),
+            g.generated_ids.len(),
+            g.decode_tok_s(),
+            model.layout.name(),
+            model.kernel.name(),
+            model.threads()
+        );
+    }
+    verify_report(policy, &stats);
+    Ok(())
+}
+
+fn cmd_perplexity(a: PplArgs) -> Result<()> {
+    let tok = tokenizer_or_err(&a.m.model)?;
+    let text = std::fs::read_to_string(&a.text)
+        .with_context(|| format!("reading --text {}", a.text.display()))?;
+    let model = a.m.load()?;
+    let tokens = tok.encode(&text, true)?;
+    let bos = model.config.bos_token_id.or_else(|| tok.token_to_id("<|begin_of_text|>"));
+    let policy = a.m.policy()?;
+    let stats = VerifyStats::default();
+    let verify = VerifyCtx {
+        policy,
+        stats: Some(&stats),
+    };
+    let opts = PplOptions {
+        ctx: a.ctx,
+        stride: a.stride,
+        max_chunks: a.chunks,
+        batch: a.batch,
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("ppl [{bar:40}] {pos}/{len} chunks {elapsed} eta {eta}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    let r = perplexity(&model, &tokens, bos, &opts, verify, |i, n| {
+        bar.set_length(n as u64);
+        bar.set_position(i as u64);
+    })?;
+    bar.finish_and_clear();
+    if a.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["layout"] = json!(model.layout.name());
+        v["kernel"] = json!(model.kernel.name());
+        v["threads"] = json!(model.threads());
+        v["text_tokens"] = json!(tokens.len());
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        eprintln!(
+            "{} tokens in {}, {} chunks of {} ({}), {} scored, {:.1} tok/s",
+            tokens.len(),
+            a.text.display(),
+            r.chunks,
+            r.ctx,
+            r.convention,
+            r.tokens_scored,
+            r.tokens_per_s
+        );
+        println!("PPL = {:.4} ± {:.4}", r.ppl, r.ppl_stderr);
+    }
+    verify_report(policy, &stats);
+    Ok(())
+}
+
+fn cmd_bench(a: BenchArgs) -> Result<()> {
+    if a.head != "bf16" {
+        bail!("--head {}: only the exact bf16 head is implemented so far", a.head);
+    }
+    let model = a.m.load()?;
+    let policy = a.m.policy()?;
+    let stats = VerifyStats::default();
+    let verify = VerifyCtx {
+        policy,
+        stats: Some(&stats),
+    };
+    let c = &model.config;
+    let n_prompt = a.prompt_tokens.max(1);
+    let cap = n_prompt + a.gen_tokens + 1;
+    if cap > c.max_position_embeddings {
+        bail!("--prompt-tokens + --gen-tokens = {cap} exceeds the context of {}", c.max_position_embeddings);
+    }
+    // Deterministic pseudo-random prompt ids.
+    let mut rng = rotor::sample::Rng::new(42);
+    let prompt: Vec<u32> = (0..n_prompt)
+        .map(|_| (rng.next_u64() % c.vocab_size as u64) as u32)
+        .collect();
+    let mut cache = KvCache::new(&model, cap);
+    let mut st = State::new(&model, 64, cap);
+    // Prefill (one warm-up, then timed).
+    model.forward(&prompt, &mut cache, &mut st, Logits::Last, verify)?;
+    let mut prefill = vec![];
+    for _ in 0..a.runs.max(1) {
+        cache.clear();
+        let t = Instant::now();
+        model.forward(&prompt, &mut cache, &mut st, Logits::Last, verify)?;
+        prefill.push(n_prompt as f64 / t.elapsed().as_secs_f64());
+    }
+    // Decode: greedy steps after the prompt, timed per run.
+    let mut decode = vec![];
+    st.timings = Default::default();
+    for _ in 0..a.runs.max(1) {
+        cache.truncate(n_prompt);
+        // The ids fed do not change the work done per step.
+        let mut next = prompt[n_prompt - 1];
+        let t = Instant::now();
+        for _ in 0..a.gen_tokens {
+            let l = model.forward(&[next], &mut cache, &mut st, Logits::Last, verify)?;
+            next = rotor::sample::argmax(l);
+        }
+        decode.push(a.gen_tokens as f64 / t.elapsed().as_secs_f64());
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let prefill_tok_s = med(&mut prefill);
+    let decode_tok_s = med(&mut decode);
+    let (dmin, dmax) = (decode[0], decode[decode.len() - 1]);
+    let head_bytes = model.head().data().len() * 2;
+    let bytes_per_token = model.ternary_bytes() + head_bytes;
+    let bw = model.pool.install(|| rotor::sys::read_bandwidth(512 << 20, 3));
+    let roofline_fraction = bytes_per_token as f64 * decode_tok_s / bw;
+    let steps = (a.runs.max(1) * a.gen_tokens).max(1) as f64;
+    let tm = st.timings;
+    let out = json!({
+        "load_s": model.times.load.as_secs_f64(),
+        "convert_s": model.times.convert.as_secs_f64(),
+        "prefill_tok_s": prefill_tok_s,
+        "decode_tok_s": decode_tok_s,
+        "decode_tok_s_min": dmin,
+        "decode_tok_s_max": dmax,
+        "peak_rss_bytes": rotor::sys::peak_rss_bytes(),
+        "bytes_per_token": bytes_per_token,
+        "read_bandwidth_bytes_s": bw,
+        "roofline_fraction": roofline_fraction,
+        "roofline_tok_s": bw / bytes_per_token as f64,
+        "threads": model.threads(),
+        "layout": model.layout.name(),
+        "kernel": model.kernel.name(),
+        "head": a.head,
+        "verify": policy.name(),
+        "prompt_tokens": n_prompt,
+        "gen_tokens": a.gen_tokens,
+        "runs": a.runs,
+        "decode_ms_per_token_by_stage": {
+            "ternary": tm.ternary.as_secs_f64() * 1e3 / steps,
+            "attention": tm.attention.as_secs_f64() * 1e3 / steps,
+            "norms_quant": tm.norms.as_secs_f64() * 1e3 / steps,
+            "head": tm.head.as_secs_f64() * 1e3 / steps,
+        },
+        "kv_cache_bytes": cache.bytes(),
+        "model_weight_bytes": model.ternary_bytes() + head_bytes,
+    });
+    if a.json {
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    verify_report(policy, &stats);
+    Ok(())
+}

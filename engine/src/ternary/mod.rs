@@ -288,3 +288,24 @@ impl std::fmt::Display for LayoutKind {
         f.write_str(self.name())
     }
 }
+
+impl LayoutKind {
+    /// Bytes this layout needs for a `rows × cols` matrix (equals `storage_bytes()` of a built
+    /// matrix; tested).
+    pub fn storage_bytes(self, rows: usize, cols: usize) -> usize {
+        match self {
+            LayoutKind::Dense => rows * cols.div_ceil(64) * 64,
+            LayoutKind::Rotor(_, block) => {
+                let words = cols.div_ceil(64);
+                let wpr = match block {
+                    Block::Words(b) => words.div_ceil(b) * b,
+                    Block::Row => words.max(1),
+                };
+                rows * 2 * wpr * 8
+            }
+            LayoutKind::HfPacked => rows / 4 * cols,
+            LayoutKind::I2 => rows * cols.div_ceil(i2::BLOCK) * i2::BLOCK_BYTES,
+            LayoutKind::Tq1 => rows * cols.div_ceil(tq1::BLOCK) * tq1::BLOCK_BYTES,
+        }
+    }
+}

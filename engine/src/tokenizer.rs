@@ -1,0 +1,274 @@
+//! Text ↔ token ids through the `tokenizers` library and the model directory's
+//! `tokenizer.json` (the Llama-3 byte-level BPE for 2B-4T), plus the 2B-4T chat format and a
+//! builder for Llama-3-style tokenizers trained on shipped text (for synthesized models).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use tokenizers::Tokenizer as HfTokenizer;
+
+use crate::error::{Error, Result};
+
+/// The pre-tokenizer split pattern of Llama-3's `tokenizer.json`.
+pub const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// Llama-3's 256 special tokens in id order (offset from the first special id).
+pub fn llama3_specials() -> Vec<String> {
+    let named = [
+        "<|begin_of_text|>",
+        "<|end_of_text|>",
+        "<|reserved_special_token_0|>",
+        "<|reserved_special_token_1|>",
+        "<|reserved_special_token_2|>",
+        "<|reserved_special_token_3|>",
+        "<|start_header_id|>",
+        "<|end_header_id|>",
+        "<|reserved_special_token_4|>",
+        "<|eot_id|>",
+    ];
+    let mut v: Vec<String> = named.iter().map(|s| s.to_string()).collect();
+    v.extend((5..251).map(|i| format!("<|reserved_special_token_{i}|>")));
+    v
+}
+
+/// A loaded tokenizer.
+pub struct Tokenizer {
+    inner: HfTokenizer,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokenizer({})", self.path.display())
+    }
+}
+
+impl Tokenizer {
+    /// `dir/tokenizer.json`, or `None` if the directory has none.
+    pub fn from_dir(dir: &Path) -> Result<Option<Tokenizer>> {
+        let path = dir.join("tokenizer.json");
+        if !path.exists() {
+            return Ok(None);
+        }
+        Tokenizer::from_file(&path).map(Some)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Tokenizer> {
+        let inner = HfTokenizer::from_file(path).map_err(|e| Error::Tokenizer {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        })?;
+        Ok(Tokenizer {
+            inner,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::Tokenizer {
+            path: self.path.clone(),
+            msg: e.to_string(),
+        }
+    }
+
+    /// Token ids of `text`; `add_special` runs the post-processor (BOS for Llama-3).
+    pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
+        let enc = self
+            .inner
+            .encode(text, add_special)
+            .map_err(|e| self.err(e))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
+        self.inner.decode(ids, skip_special).map_err(|e| self.err(e))
+    }
+
+    pub fn token_to_id(&self, s: &str) -> Option<u32> {
+        self.inner.token_to_id(s)
+    }
+
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// Size including added tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// The BitNet b1.58 2B-4T chat format (its `tokenizer_config.json` chat template):
+    /// each message as `Role: content<|eot_id|>`, then `Assistant: `. BOS comes from the
+    /// tokenizer's post-processor, not the template.
+    pub fn chat_prompt(messages: &[(&str, &str)]) -> String {
+        let mut s = String::new();
+        for (role, content) in messages {
+            let mut r = role.chars();
+            let cap: String = match r.next() {
+                Some(f) => f.to_uppercase().chain(r).collect(),
+                None => String::new(),
+            };
+            s.push_str(&format!("{cap}: {}<|eot_id|>", content.trim()));
+        }
+        s.push_str("Assistant: ");
+        s
+    }
+
+    /// A streaming decoder that yields text as soon as it is complete UTF-8.
+    pub fn stream(&self) -> TextStream<'_> {
+        TextStream {
+            tok: self,
+            ids: Vec::new(),
+            printed: 0,
+        }
+    }
+}
+
+/// Incremental detokenization: decode the whole sequence each step and emit the new suffix,
+/// holding back while the tail is an incomplete UTF-8 sequence (`�`). Ids the tokenizer does not
+/// know (possible with synthesized models whose vocabulary has gaps) are shown as `⟨id⟩`.
+pub struct TextStream<'t> {
+    tok: &'t Tokenizer,
+    ids: Vec<u32>,
+    printed: usize,
+}
+
+impl TextStream<'_> {
+    pub fn push(&mut self, id: u32) -> Result<String> {
+        if self.tok.id_to_token(id).is_none() {
+            let mut out = self.flush()?;
+            out.push_str(&format!("⟨{id}⟩"));
+            return Ok(out);
+        }
+        self.ids.push(id);
+        let text = self.tok.decode(&self.ids, true)?;
+        if text.ends_with('\u{FFFD}') || text.len() < self.printed {
+            return Ok(String::new());
+        }
+        let new = text[self.printed..].to_string();
+        self.printed = text.len();
+        // Keep the context short: re-decoding from scratch costs O(n) per token.
+        if self.ids.len() > 64 {
+            self.ids.clear();
+            self.printed = 0;
+        }
+        Ok(new)
+    }
+
+    pub fn flush(&mut self) -> Result<String> {
+        let text = self.tok.decode(&self.ids, true)?;
+        let out = text.get(self.printed..).unwrap_or("").to_string();
+        self.ids.clear();
+        self.printed = 0;
+        Ok(out)
+    }
+}
+
+/// Train a byte-level BPE with Llama-3's pre-tokenizer, decoder and post-processor on `text`,
+/// with `n_bpe` regular tokens (ids `0..n_bpe`) and Llama-3's 256 special tokens at
+/// `special_base ..`. Returns the `tokenizer.json` text.
+pub fn train_llama3_style(text: &str, n_bpe: usize, special_base: u32) -> Result<String> {
+    use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::pre_tokenizers::sequence::Sequence;
+    use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+    use tokenizers::{
+        DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper,
+        SplitDelimiterBehavior, TokenizerBuilder,
+    };
+    let bad = |e: &dyn std::fmt::Display| Error::Tokenizer {
+        path: PathBuf::from("<trained>"),
+        msg: e.to_string(),
+    };
+    if (special_base as usize) < n_bpe {
+        return Err(Error::Invalid(format!(
+            "special tokens at {special_base} would overlap {n_bpe} BPE tokens"
+        )));
+    }
+    let split = Split::new(
+        SplitPattern::Regex(LLAMA3_SPLIT.to_string()),
+        SplitDelimiterBehavior::Isolated,
+        false,
+    )
+    .map_err(|e| bad(&e))?;
+    let pre = Sequence::new(vec![
+        PreTokenizerWrapper::Split(split),
+        PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, false)),
+    ]);
+    let mut tok = TokenizerBuilder::<
+        BPE,
+        NormalizerWrapper,
+        PreTokenizerWrapper,
+        PostProcessorWrapper,
+        DecoderWrapper,
+    >::new()
+    .with_model(BPE::default())
+    .with_pre_tokenizer(Some(PreTokenizerWrapper::Sequence(pre)))
+    .with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevel::default())))
+    .build()
+    .map_err(|e| bad(&e))?;
+    let mut trainer = BpeTrainerBuilder::new()
+        .vocab_size(n_bpe)
+        .min_frequency(2)
+        .show_progress(false)
+        .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+        .build();
+    tok.train(&mut trainer, text.lines().filter(|l| !l.trim().is_empty()))
+        .map_err(|e| bad(&e))?;
+    let mut v: Value = serde_json::from_str(&tok.to_string(false).map_err(|e| bad(&e))?)
+        .map_err(|e| bad(&e))?;
+    let specials = llama3_specials();
+    let model = v.get_mut("model").and_then(|m| m.as_object_mut()).ok_or_else(|| bad(&"no model"))?;
+    model.insert("ignore_merges".into(), json!(true));
+    model.insert("byte_fallback".into(), json!(false));
+    let vocab = model
+        .get_mut("vocab")
+        .and_then(|x| x.as_object_mut())
+        .ok_or_else(|| bad(&"no vocab"))?;
+    for (i, s) in specials.iter().enumerate() {
+        vocab.insert(s.clone(), json!(special_base + i as u32));
+    }
+    v["added_tokens"] = Value::Array(
+        specials
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                json!({"id": special_base + i as u32, "content": s, "single_word": false,
+                       "lstrip": false, "rstrip": false, "normalized": false, "special": true})
+            })
+            .collect(),
+    );
+    v["post_processor"] = json!({
+        "type": "Sequence",
+        "processors": [
+            {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true},
+            {"type": "TemplateProcessing",
+             "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                        {"Sequence": {"id": "A", "type_id": 0}}],
+             "pair": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                      {"Sequence": {"id": "A", "type_id": 0}},
+                      {"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 1}},
+                      {"Sequence": {"id": "B", "type_id": 1}}],
+             "special_tokens": {"<|begin_of_text|>": {"id": "<|begin_of_text|>",
+                                 "ids": [special_base], "tokens": ["<|begin_of_text|>"]}}}
+        ]
+    });
+    let out = serde_json::to_string_pretty(&v).map_err(|e| bad(&e))?;
+    // Round-trip through the library to prove the file loads.
+    let check: HfTokenizer = out.parse().map_err(|e: tokenizers::Error| bad(&e))?;
+    if check.token_to_id("<|begin_of_text|>") != Some(special_base) {
+        return Err(bad(&"special tokens did not land at their ids"));
+    }
+    Ok(out)
+}
+
+/// `tokenizer_config.json` for a synthesized model (chat template as 2B-4T's).
+pub fn tokenizer_config_json() -> Value {
+    json!({
+        "bos_token": "<|begin_of_text|>",
+        "eos_token": "<|eot_id|>",
+        "model_max_length": 4096,
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "chat_template": "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = message['role'] | capitalize + ': '+ message['content'] | trim + '<|eot_id|>' %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}"
+    })
+}
