@@ -11,7 +11,7 @@ default:
 # Every test: unit, property (every layout × kernel vs the oracle), reference (transformers
 # fixtures), CLI, experiments in tiny mode, the report renderer, and the dataset scripts.
 test:
-    cargo test --workspace --all-targets
+    cargo test --all-targets
     bash datasets/fetch/selftest.sh
 
 # Run every experiment (quick mode; `just bench-all --full` for the long sweep), then the report.

@@ -71,7 +71,9 @@ pub fn generate(
     mut on_token: impl FnMut(u32) -> Result<()>,
 ) -> Result<Generation> {
     if prompt.is_empty() {
-        return Err(Error::Invalid("the prompt is empty: nothing to condition on".into()));
+        return Err(Error::Invalid(
+            "the prompt is empty: nothing to condition on".into(),
+        ));
     }
     opts.sampler.validate().map_err(Error::Invalid)?;
     let ctx = opts

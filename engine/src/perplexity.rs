@@ -54,7 +54,9 @@ pub fn perplexity(
 ) -> Result<PplResult> {
     let ctx = opts.ctx;
     if ctx < 4 {
-        return Err(Error::Invalid(format!("--ctx {ctx} is too small (at least 4)")));
+        return Err(Error::Invalid(format!(
+            "--ctx {ctx} is too small (at least 4)"
+        )));
     }
     if ctx > model.config.max_position_embeddings {
         return Err(Error::Context {
@@ -71,10 +73,14 @@ pub fn perplexity(
 
     // (window start, first scored position within the window)
     let windows: Vec<(usize, usize)> = match opts.stride {
-        None => (0..tokens.len() / ctx).map(|i| (i * ctx, ctx / 2)).collect(),
+        None => (0..tokens.len() / ctx)
+            .map(|i| (i * ctx, ctx / 2))
+            .collect(),
         Some(s) => {
             if s == 0 || s > ctx {
-                return Err(Error::Invalid(format!("--stride {s} must be in 1..=ctx ({ctx})")));
+                return Err(Error::Invalid(format!(
+                    "--stride {s} must be in 1..=ctx ({ctx})"
+                )));
             }
             let mut w = vec![];
             let mut start = 0;
@@ -107,7 +113,13 @@ pub fn perplexity(
         if first > 0 {
             model.forward(&buf[..first], &mut cache, &mut st, Logits::None, verify)?;
         }
-        let logits = model.forward(&buf[first..ctx - 1], &mut cache, &mut st, Logits::All, verify)?;
+        let logits = model.forward(
+            &buf[first..ctx - 1],
+            &mut cache,
+            &mut st,
+            Logits::All,
+            verify,
+        )?;
         for (j, row) in logits.chunks_exact(v).enumerate() {
             let target = buf[first + j + 1] as usize;
             nll.push(neg_log_softmax(row, target));

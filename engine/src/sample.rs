@@ -158,18 +158,40 @@ mod tests {
         let logits = [0.0f32, 3.0, 1.0, 2.9];
         assert_eq!(Sampler::new(SamplerConfig::default()).sample(&logits), 1);
         // top-k 1 is greedy whatever the temperature.
-        let cfg = SamplerConfig { temperature: 5.0, top_k: 1, ..Default::default() };
+        let cfg = SamplerConfig {
+            temperature: 5.0,
+            top_k: 1,
+            ..Default::default()
+        };
         for seed in 0..20 {
-            let mut s = Sampler::new(SamplerConfig { seed, ..cfg.clone() });
+            let mut s = Sampler::new(SamplerConfig {
+                seed,
+                ..cfg.clone()
+            });
             assert_eq!(s.sample(&logits), 1);
         }
         // top-p small keeps only the best token.
-        let cfg = SamplerConfig { temperature: 1.0, top_p: 0.01, ..Default::default() };
+        let cfg = SamplerConfig {
+            temperature: 1.0,
+            top_p: 0.01,
+            ..Default::default()
+        };
         assert_eq!(Sampler::new(cfg).sample(&logits), 1);
         // Same seed, same draws; temperature 1 over near-equal logits visits both 1 and 3.
-        let cfg = SamplerConfig { temperature: 1.0, top_k: 2, seed: 7, ..Default::default() };
-        let a: Vec<u32> = { let mut s = Sampler::new(cfg.clone()); (0..64).map(|_| s.sample(&logits)).collect() };
-        let b: Vec<u32> = { let mut s = Sampler::new(cfg); (0..64).map(|_| s.sample(&logits)).collect() };
+        let cfg = SamplerConfig {
+            temperature: 1.0,
+            top_k: 2,
+            seed: 7,
+            ..Default::default()
+        };
+        let a: Vec<u32> = {
+            let mut s = Sampler::new(cfg.clone());
+            (0..64).map(|_| s.sample(&logits)).collect()
+        };
+        let b: Vec<u32> = {
+            let mut s = Sampler::new(cfg);
+            (0..64).map(|_| s.sample(&logits)).collect()
+        };
         assert_eq!(a, b);
         assert!(a.contains(&1) && a.contains(&3) && !a.contains(&0));
     }
@@ -186,6 +208,9 @@ mod tests {
         }
         let mean = s / n as f64;
         let var = s2 / n as f64 - mean * mean;
-        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.02, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.01 && (var - 1.0).abs() < 0.02,
+            "{mean} {var}"
+        );
     }
 }

@@ -139,7 +139,11 @@ pub struct SynthReport {
 enum Data {
     Embedding,
     Norm(usize),
-    Proj { rows: usize, cols: usize, gain: f32 },
+    Proj {
+        rows: usize,
+        cols: usize,
+        gain: f32,
+    },
     /// The scale of the projection just before it in the file.
     Scale,
 }
@@ -254,12 +258,14 @@ fn fill_normals(buf: &mut [f32], std: f32, seed: u64, tensor: u64) -> f64 {
 /// [`fill_normals`]).
 fn normals_bf16(n: usize, std: f32, seed: u64, tensor: u64) -> Vec<u8> {
     let mut out = vec![0u8; n * 2];
-    out.par_chunks_mut(2 * CHUNK).enumerate().for_each(|(i, c)| {
-        let mut r = Rng::new(Rng::seed_from(&[seed, tensor, i as u64]));
-        for b in c.chunks_exact_mut(2) {
-            b.copy_from_slice(&half::bf16::from_f32(r.next_normalish() * std).to_le_bytes());
-        }
-    });
+    out.par_chunks_mut(2 * CHUNK)
+        .enumerate()
+        .for_each(|(i, c)| {
+            let mut r = Rng::new(Rng::seed_from(&[seed, tensor, i as u64]));
+            for b in c.chunks_exact_mut(2) {
+                b.copy_from_slice(&half::bf16::from_f32(r.next_normalish() * std).to_le_bytes());
+            }
+        });
     out
 }
 
@@ -318,13 +324,19 @@ pub fn synth(opts: &SynthOptions) -> Result<SynthReport> {
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let specials_base = (s.vocab - 256) as u32;
-    write_json(&out.join("config.json"), &config_json(&s, opts.variant, specials_base))?;
+    write_json(
+        &out.join("config.json"),
+        &config_json(&s, opts.variant, specials_base),
+    )?;
     write_json(
         &out.join("generation_config.json"),
         &json!({"bos_token_id": specials_base, "eos_token_id": [specials_base + 1, specials_base + 9],
                 "do_sample": false, "_synthesized_by": "rotor synth"}),
     )?;
-    write_json(&out.join("tokenizer_config.json"), &tokenizer::tokenizer_config_json())?;
+    write_json(
+        &out.join("tokenizer_config.json"),
+        &tokenizer::tokenizer_config_json(),
+    )?;
     let tok = tokenizer::train_llama3_style(TOKENIZER_TEXT, s.n_bpe, specials_base)?;
     let tp = out.join("tokenizer.json");
     std::fs::write(&tp, tok).map_err(|e| Error::io(&tp, e))?;

@@ -81,7 +81,9 @@ impl Tokenizer {
     }
 
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
-        self.inner.decode(ids, skip_special).map_err(|e| self.err(e))
+        self.inner
+            .decode(ids, skip_special)
+            .map_err(|e| self.err(e))
     }
 
     pub fn token_to_id(&self, s: &str) -> Option<u32> {
@@ -215,10 +217,13 @@ pub fn train_llama3_style(text: &str, n_bpe: usize, special_base: u32) -> Result
         .build();
     tok.train(&mut trainer, text.lines().filter(|l| !l.trim().is_empty()))
         .map_err(|e| bad(&e))?;
-    let mut v: Value = serde_json::from_str(&tok.to_string(false).map_err(|e| bad(&e))?)
-        .map_err(|e| bad(&e))?;
+    let mut v: Value =
+        serde_json::from_str(&tok.to_string(false).map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
     let specials = llama3_specials();
-    let model = v.get_mut("model").and_then(|m| m.as_object_mut()).ok_or_else(|| bad(&"no model"))?;
+    let model = v
+        .get_mut("model")
+        .and_then(|m| m.as_object_mut())
+        .ok_or_else(|| bad(&"no model"))?;
     model.insert("ignore_merges".into(), json!(true));
     model.insert("byte_fallback".into(), json!(false));
     let vocab = model

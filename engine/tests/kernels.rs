@@ -121,6 +121,59 @@ proptest! {
     }
 }
 
+/// The AVX-512 kernels' logic, run on emulated registers: checked on every machine, with or
+/// without AVX-512 hardware (the native instantiation is checked above where the CPU has it).
+#[cfg(target_arch = "x86_64")]
+fn check_avx512_emulated(t: &Ternary, batch: usize, seed: u64) -> Result<(), TestCaseError> {
+    use rotor::kernels::x86_64::avx512::emulated;
+    use rotor::ternary::{Block, Encoding, HfPacked, Rotor};
+    let x = acts_strategy(batch, t.cols(), seed);
+    let want = t.gemm_oracle(&x.view());
+    for enc in [Encoding::Pn, Encoding::Ms] {
+        for block in [Block::Words(1), Block::Words(4), Block::Row] {
+            let r = Rotor::from_dense(t, enc, block);
+            let mut y = vec![i32::MIN; t.rows() * batch];
+            emulated::rotor_gemm(&r, &x.view(), 0..t.rows(), &mut y);
+            prop_assert!(
+                y == want,
+                "emulated avx512 {:?}/{:?} on {}x{} batch {}",
+                enc,
+                block,
+                t.rows(),
+                t.cols(),
+                batch
+            );
+        }
+    }
+    if t.rows() % 4 == 0 {
+        let h = HfPacked::from_dense(t);
+        let mut y = vec![i32::MIN; t.rows() * batch];
+        let r4 = t.rows() / 4;
+        let mut groups: Vec<&mut [i32]> = y.chunks_mut(r4 * batch).collect();
+        emulated::hf_packed_gemm(&h, &x.view(), 0..r4, &mut groups);
+        prop_assert!(
+            y == want,
+            "emulated avx512 hf_packed on {}x{} batch {}",
+            t.rows(),
+            t.cols(),
+            batch
+        );
+    }
+    Ok(())
+}
+
+#[cfg(target_arch = "x86_64")]
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn avx512_kernel_logic_on_emulated_registers_equals_the_oracle(
+        t in ternary_strategy(24, 300), batch in 1usize..6, seed in any::<u64>()
+    ) {
+        check_avx512_emulated(&t, batch, seed)?;
+    }
+}
+
 #[test]
 fn model_shapes_are_exact() {
     // The projections of BitNet 2B-4T, cut down in rows (the kernels loop over rows).
@@ -179,5 +232,59 @@ fn unknown_layout_and_kernel_names_are_clear_errors() {
     );
     for k in LayoutKind::all() {
         assert_eq!(LayoutKind::parse(k.name()).unwrap(), k);
+    }
+}
+
+/// The emulated AVX-512 operations against the real AVX2 instructions with the same per-lane
+/// semantics (on each 256-bit half), so the emulation itself is checked on hardware.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512_emulation_matches_avx2_hardware_lane_semantics() {
+    use rotor::kernels::x86_64::avx512::{Emulated, Simd512};
+    use std::arch::x86_64::*;
+    if Kernel::avx2().is_none() {
+        return;
+    }
+    #[target_feature(enable = "avx2")]
+    fn halves(f: u8, a: &[u8; 64], b: &[u8; 64]) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        for h in 0..2 {
+            // SAFETY: 32-byte loads/stores within the 64-byte arrays.
+            unsafe {
+                let x = _mm256_loadu_si256(a[32 * h..].as_ptr() as *const __m256i);
+                let y = _mm256_loadu_si256(b[32 * h..].as_ptr() as *const __m256i);
+                let r = match f {
+                    0 => _mm256_maddubs_epi16(x, y),
+                    1 => _mm256_madd_epi16(x, y),
+                    2 => _mm256_srli_epi16(x, 4),
+                    3 => _mm256_add_epi16(x, y),
+                    _ => _mm256_add_epi32(x, y),
+                };
+                _mm256_storeu_si256(out[32 * h..].as_mut_ptr() as *mut __m256i, r);
+            }
+        }
+        out
+    }
+    let mut s = 0x1234_5678_9abc_def0u64;
+    let mut bytes = || -> [u8; 64] {
+        std::array::from_fn(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s as u8
+        })
+    };
+    for i in 0..2000 {
+        let (mut a, b) = (bytes(), bytes());
+        if i % 3 == 0 {
+            a = [255; 64]; // saturation corner of maddubs
+        }
+        // SAFETY: AVX2 checked above.
+        let hw = |f| unsafe { halves(f, &a, &b) };
+        assert_eq!(Emulated::maddubs_epi16(a, b), hw(0), "maddubs");
+        assert_eq!(Emulated::madd_epi16(a, b), hw(1), "madd");
+        assert_eq!(Emulated::srli_epi16(a, 4), hw(2), "srli");
+        assert_eq!(Emulated::add_epi16(a, b), hw(3), "add16");
+        assert_eq!(Emulated::add_epi32(a, b), hw(4), "add32");
     }
 }

@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+use rotor::Kernel;
 use rotor::generate::{GenerateOptions, Stop, generate};
 use rotor::model::{Config, KvCache, LoadOptions, Logits, Model, State, VerifyCtx};
 use rotor::perplexity::{PplOptions, perplexity};
@@ -19,7 +20,6 @@ use rotor::synth::{Preset, SynthOptions, Variant, synth};
 use rotor::ternary::LayoutKind;
 use rotor::tokenizer::Tokenizer;
 use rotor::verify::{Policy, VerifyStats};
-use rotor::Kernel;
 
 #[derive(Parser)]
 #[command(
@@ -121,8 +121,7 @@ impl ModelArgs {
             threads: self.threads,
             checksums: self.policy()? != Policy::Off,
         };
-        Model::load(&self.model, &opts)
-            .with_context(|| format!("loading {}", self.model.display()))
+        Model::load(&self.model, &opts).with_context(|| format!("loading {}", self.model.display()))
     }
 }
 
@@ -314,7 +313,8 @@ fn cmd_inspect(a: InspectArgs) -> Result<()> {
         return Ok(());
     }
     writeln!(w, "{}", a.model.display())?;
-    writeln!(w, 
+    writeln!(
+        w,
         "  bitnet: {} layers, hidden {}, ffn {}, heads {} (kv {}, head_dim {}), vocab {}, ctx {}",
         config.num_layers,
         config.hidden_size,
@@ -325,15 +325,21 @@ fn cmd_inspect(a: InspectArgs) -> Result<()> {
         config.vocab_size,
         config.max_position_embeddings
     )?;
-    writeln!(w, 
+    writeln!(
+        w,
         "  rope_theta {}, rms_norm_eps {:e}, quantization {:?}, tied head: {}{}",
         config.rope_theta,
         config.rms_norm_eps,
         config.quant,
         config.tie_word_embeddings,
-        if has_lm_head { " (lm_head.weight present)" } else { " (no lm_head.weight)" }
+        if has_lm_head {
+            " (lm_head.weight present)"
+        } else {
+            " (no lm_head.weight)"
+        }
     )?;
-    writeln!(w, 
+    writeln!(
+        w,
         "  {} tensors, {:.1} MB on disk, {} ternary weights",
         tensors.len(),
         ck.file_bytes() as f64 / 1e6,
@@ -341,11 +347,18 @@ fn cmd_inspect(a: InspectArgs) -> Result<()> {
     )?;
     writeln!(w, "\n  {:<58} {:>6}  shape", "tensor", "dtype")?;
     for t in &tensors {
-        writeln!(w, "  {:<58} {:>6}  {:?}", t.name, format!("{:?}", t.dtype), t.shape)?;
+        writeln!(
+            w,
+            "  {:<58} {:>6}  {:?}",
+            t.name,
+            format!("{:?}", t.dtype),
+            t.shape
+        )?;
     }
     writeln!(w, "\n  ternary weight bytes per layout:")?;
     for (name, v) in &layouts {
-        writeln!(w, 
+        writeln!(
+            w,
             "    {:<14} {:>14} bytes  {:.3} bits/weight",
             name,
             v["bytes"],
@@ -432,7 +445,9 @@ fn stop_ids(dir: &Path, model: &Model, tok: Option<&Tokenizer>) -> Vec<u32> {
     {
         match &v["eos_token_id"] {
             serde_json::Value::Number(n) => ids.extend(n.as_u64().map(|x| x as u32)),
-            serde_json::Value::Array(a) => ids.extend(a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32)),
+            serde_json::Value::Array(a) => {
+                ids.extend(a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32))
+            }
             _ => {}
         }
     }
@@ -501,10 +516,13 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
         }
         let mut out = stdout.lock();
         match stream.as_mut() {
-            Some(s) => write!(out, "{}", s.push(id)?).map_err(|e| rotor::Error::Invalid(e.to_string()))?,
+            Some(s) => {
+                write!(out, "{}", s.push(id)?).map_err(|e| rotor::Error::Invalid(e.to_string()))?
+            }
             None => write!(out, "{id} ").map_err(|e| rotor::Error::Invalid(e.to_string()))?,
         }
-        out.flush().map_err(|e| rotor::Error::Invalid(e.to_string()))?;
+        out.flush()
+            .map_err(|e| rotor::Error::Invalid(e.to_string()))?;
         Ok(())
     })?;
     let text = match &tok {
@@ -549,7 +567,10 @@ fn cmd_perplexity(a: PplArgs) -> Result<()> {
         .with_context(|| format!("reading --text {}", a.text.display()))?;
     let model = a.m.load()?;
     let tokens = tok.encode(&text, true)?;
-    let bos = model.config.bos_token_id.or_else(|| tok.token_to_id("<|begin_of_text|>"));
+    let bos = model
+        .config
+        .bos_token_id
+        .or_else(|| tok.token_to_id("<|begin_of_text|>"));
     let policy = a.m.policy()?;
     let stats = VerifyStats::default();
     let verify = VerifyCtx {
@@ -564,9 +585,11 @@ fn cmd_perplexity(a: PplArgs) -> Result<()> {
     };
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("ppl [{bar:40}] {pos}/{len} chunks {elapsed} eta {eta}")
-            .expect("template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "ppl [{bar:40}] {pos}/{len} chunks {elapsed} eta {eta}",
+        )
+        .expect("template")
+        .progress_chars("=> "),
     );
     let r = perplexity(&model, &tokens, bos, &opts, verify, |i, n| {
         bar.set_length(n as u64);
@@ -599,7 +622,10 @@ fn cmd_perplexity(a: PplArgs) -> Result<()> {
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {
     if a.head != "bf16" {
-        bail!("--head {}: only the exact bf16 head is implemented so far", a.head);
+        bail!(
+            "--head {}: only the exact bf16 head is implemented so far",
+            a.head
+        );
     }
     let model = a.m.load()?;
     let policy = a.m.policy()?;
@@ -612,7 +638,10 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     let n_prompt = a.prompt_tokens.max(1);
     let cap = n_prompt + a.gen_tokens + 1;
     if cap > c.max_position_embeddings {
-        bail!("--prompt-tokens + --gen-tokens = {cap} exceeds the context of {}", c.max_position_embeddings);
+        bail!(
+            "--prompt-tokens + --gen-tokens = {cap} exceeds the context of {}",
+            c.max_position_embeddings
+        );
     }
     // Deterministic pseudo-random prompt ids.
     let mut rng = rotor::sample::Rng::new(42);
@@ -653,7 +682,9 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     let (dmin, dmax) = (decode[0], decode[decode.len() - 1]);
     let head_bytes = model.head().data().len() * 2;
     let bytes_per_token = model.ternary_bytes() + head_bytes;
-    let bw = model.pool.install(|| rotor::sys::read_bandwidth(512 << 20, 3));
+    let bw = model
+        .pool
+        .install(|| rotor::sys::read_bandwidth(512 << 20, 3));
     let roofline_fraction = bytes_per_token as f64 * decode_tok_s / bw;
     let steps = (a.runs.max(1) * a.gen_tokens).max(1) as f64;
     let tm = st.timings;

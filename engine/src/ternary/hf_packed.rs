@@ -17,7 +17,8 @@ use super::{Acts, Ternary, TernaryLayout};
 use crate::error::{Error, Result};
 use crate::kernels::{Kernel, KernelKind, scalar};
 
-pub(crate) const KERNELS: &[KernelKind] = &[KernelKind::Scalar, KernelKind::Avx2];
+pub(crate) const KERNELS: &[KernelKind] =
+    &[KernelKind::Scalar, KernelKind::Avx2, KernelKind::Avx512];
 
 /// Check the byte count and that no code 3 occurs.
 pub(crate) fn check_packed(packed: &[u8], rows: usize, cols: usize) -> Result<()> {
@@ -110,6 +111,11 @@ impl TernaryLayout for HfPacked {
             KernelKind::Avx2 => {
                 // SAFETY: `k` proves the CPU has AVX2; the kernel bounds-checks its slices.
                 unsafe { crate::kernels::x86_64::avx2::hf_packed_gemm(self, x, units, out) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            KernelKind::Avx512 => {
+                // SAFETY: `k` proves the CPU has AVX-512 F+BW; the kernel bounds-checks.
+                unsafe { crate::kernels::x86_64::avx512::hf_packed_gemm(self, x, units, out) }
             }
             _ => scalar::hf_packed_gemm(self, x, units, out),
         }

@@ -44,7 +44,8 @@ pub enum Block {
     Row,
 }
 
-pub(crate) const KERNELS: &[KernelKind] = &[KernelKind::Scalar, KernelKind::Avx2];
+pub(crate) const KERNELS: &[KernelKind] =
+    &[KernelKind::Scalar, KernelKind::Avx2, KernelKind::Avx512];
 
 pub(crate) fn variant_name(enc: Encoding, block: Block) -> &'static str {
     match (enc, block) {
@@ -275,6 +276,11 @@ impl TernaryLayout for Rotor {
             KernelKind::Avx2 => {
                 // SAFETY: `k` proves the CPU has AVX2; the kernel bounds-checks its slices.
                 unsafe { crate::kernels::x86_64::avx2::rotor_gemm(self, x, units, out[0]) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            KernelKind::Avx512 => {
+                // SAFETY: `k` proves the CPU has AVX-512 F+BW; the kernel bounds-checks.
+                unsafe { crate::kernels::x86_64::avx512::rotor_gemm(self, x, units, out[0]) }
             }
             _ => scalar::rotor_gemm(self, x, units, out[0]),
         }

@@ -2,3 +2,4 @@
 //! through a [`Kernel`](crate::kernels::Kernel) value, which proves the features are present.
 
 pub mod avx2;
+pub mod avx512;
