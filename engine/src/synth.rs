@@ -234,9 +234,10 @@ fn specs(s: &Shape, variant: Variant) -> Vec<Spec> {
 
 const CHUNK: usize = 1 << 16;
 
-/// Fill `buf` with approximately normal values of standard deviation `std`, in parallel
-/// chunks each seeded from `(seed, tensor, chunk)`; returns `Σ |v|` (summed in chunk order, so
-/// the result does not depend on the thread count).
+/// Fill `buf` with approximately normal values of standard deviation `std`, each rounded to
+/// bf16 (the master is a bf16 tensor, as in the -bf16 release), in parallel chunks each seeded
+/// from `(seed, tensor, chunk)`; returns `Σ |v|` (summed in chunk order, so the result does
+/// not depend on the thread count).
 fn fill_normals(buf: &mut [f32], std: f32, seed: u64, tensor: u64) -> f64 {
     let sums: Vec<f64> = buf
         .par_chunks_mut(CHUNK)
@@ -245,7 +246,7 @@ fn fill_normals(buf: &mut [f32], std: f32, seed: u64, tensor: u64) -> f64 {
             let mut r = Rng::new(Rng::seed_from(&[seed, tensor, i as u64]));
             let mut s = 0f64;
             for x in c {
-                *x = r.next_normalish() * std;
+                *x = half::bf16::from_f32(r.next_normalish() * std).to_f32();
                 s += x.abs() as f64;
             }
             s
@@ -437,8 +438,10 @@ fn write_safetensors(path: &Path, specs: &[Spec], opts: &SynthOptions) -> Result
         });
         let mut master: Vec<f32> = Vec::new();
         let mut last_scale = half::bf16::ONE;
-        for (i, sp) in specs.iter().enumerate() {
-            let tid = i as u64;
+        for sp in specs.iter() {
+            // Streams keyed by tensor name: the packed and bf16 variants of one seed hold the
+            // same masters.
+            let tid = fnv1a(&sp.name);
             let bytes: Vec<u8> = match sp.data {
                 Data::Embedding => {
                     let (v, h) = (sp.shape[0], sp.shape[1]);
@@ -486,6 +489,13 @@ fn write_safetensors(path: &Path, specs: &[Spec], opts: &SynthOptions) -> Result
             .map_err(io)
     })?;
     Ok(total as u64)
+}
+
+/// FNV-1a hash of a tensor name (stable across versions and platforms).
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The ternary matrix a synthesized packed projection holds (for tests).
