@@ -24,7 +24,9 @@ fn ternary(rows: usize, cols: usize, seed: u64) -> Ternary {
 
 fn acts(batch: usize, cols: usize, seed: u64) -> ActBuf {
     let mut r = Rng::new(seed);
-    let v: Vec<i8> = (0..batch * cols).map(|_| ((r.next_u64() % 255) as i32 - 127) as i8).collect();
+    let v: Vec<i8> = (0..batch * cols)
+        .map(|_| ((r.next_u64() % 255) as i32 - 127) as i8)
+        .collect();
     ActBuf::from_rows(&v, batch, cols)
 }
 
@@ -41,9 +43,13 @@ fn bench_products(c: &mut Criterion) {
                 .measurement_time(std::time::Duration::from_secs(1));
             g.throughput(Throughput::Elements((out * cols * batch) as u64));
             for layout in LayoutKind::all() {
-                let w = layout.from_hf_packed(Kernel::best(), &packed, out, cols).unwrap();
+                let w = layout
+                    .from_hf_packed(Kernel::best(), &packed, out, cols)
+                    .unwrap();
                 for k in Kernel::available() {
-                    if !layout.kernels().contains(&k.kind()) || (k.kind() == rotor::KernelKind::Scalar && batch > 1) {
+                    if !layout.kernels().contains(&k.kind())
+                        || (k.kind() == rotor::KernelKind::Scalar && batch > 1)
+                    {
                         continue;
                     }
                     let mut y = vec![0i32; out * batch];
@@ -72,7 +78,13 @@ fn bench_conversion(c: &mut Criterion) {
     });
     for layout in LayoutKind::all() {
         let k = layout.best_kernel();
-        assert_eq!(layout.from_hf_packed(k, &packed, out, cols).unwrap().to_dense(), t);
+        assert_eq!(
+            layout
+                .from_hf_packed(k, &packed, out, cols)
+                .unwrap()
+                .to_dense(),
+            t
+        );
         g.bench_function(layout.name(), |b| {
             b.iter(|| layout.from_hf_packed(k, &packed, out, cols).unwrap())
         });

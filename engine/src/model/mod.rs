@@ -201,23 +201,7 @@ impl Model {
         let t0 = Instant::now();
         let config = Config::from_dir(dir)?;
         let ck = Checkpoint::open(dir)?;
-        let kernel = match opts.kernel {
-            Some(k) => {
-                opts.layout.check_kernel(k)?;
-                k
-            }
-            None => opts.layout.best_kernel(),
-        };
-        let threads = opts
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        if threads == 0 {
-            return Err(Error::Invalid("--threads must be at least 1".into()));
-        }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| Error::Invalid(format!("thread pool: {e}")))?;
+        let (kernel, pool) = runtime(opts)?;
         let c = &config;
         let (h, inter) = (c.hidden_size, c.intermediate_size);
         let embed = ck.bf16_matrix("model.embed_tokens.weight", c.vocab_size, h)?;
@@ -272,7 +256,7 @@ impl Model {
         let t1 = Instant::now();
         let layout = opts.layout;
         let checksums = opts.checksums;
-        let mut linears: Vec<Linear> = pool.install(|| {
+        let linears: Vec<Linear> = pool.install(|| {
             jobs.par_iter()
                 .zip(scales.par_iter())
                 .map(|(j, &scale)| {
@@ -282,42 +266,97 @@ impl Model {
         })?;
         let convert_time = t1.elapsed();
 
-        let mut layers = Vec::with_capacity(c.num_layers);
-        let mut it = linears.drain(..);
-        for [input_norm, post_attn_norm, attn_sub_norm, ffn_sub_norm] in norms {
-            let mut next = || it.next().expect("seven projections per layer");
-            layers.push(Layer {
-                input_norm,
-                post_attn_norm,
-                attn_sub_norm,
-                ffn_sub_norm,
-                q: next(),
-                k: next(),
-                v: next(),
-                o: next(),
-                gate: next(),
-                up: next(),
-                down: next(),
-            });
-        }
-        drop(it);
-        let rope = rope::Rope::new(c.head_dim, c.rope_theta, c.max_position_embeddings);
-        Ok(Model {
-            checkpoint_bytes: ck.file_bytes(),
+        let times = LoadTimes {
+            load: load_time,
+            convert: convert_time,
+        };
+        Ok(finish(
             config,
             layout,
             kernel,
+            pool,
             embed,
             lm_head,
-            layers,
             norm,
-            rope,
+            norms,
+            linears,
+            times,
+            ck.file_bytes(),
+        ))
+    }
+
+    /// Build a model from weights read by another loader (e.g. GGUF): each projection's
+    /// ternary matrix is converted into `opts.layout` in parallel, as [`Model::load`] does.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_parts(
+        config: Config,
+        embed: Bf16Matrix,
+        lm_head: Option<Bf16Matrix>,
+        norm: Vec<f32>,
+        layer_norms: Vec<[Vec<f32>; 4]>,
+        projections: Vec<ProjectionData>,
+        opts: &LoadOptions,
+        source_bytes: usize,
+        load_time: Duration,
+    ) -> Result<Model> {
+        let c = &config;
+        if layer_norms.len() != c.num_layers || projections.len() != 7 * c.num_layers {
+            return Err(Error::Invalid(format!(
+                "model parts: {} layers of norms and {} projections for {} layers",
+                layer_norms.len(),
+                projections.len(),
+                c.num_layers
+            )));
+        }
+        let (kernel, pool) = runtime(opts)?;
+        let layout = opts.layout;
+        let t1 = Instant::now();
+        let linears: Vec<Linear> = pool.install(|| {
+            projections
+                .into_par_iter()
+                .map(|p| {
+                    let (weight, dense): (Box<dyn TernaryLayout>, Option<Ternary>) = match p.source
+                    {
+                        TernarySource::HfPacked(bytes) => (
+                            layout
+                                .from_hf_packed(kernel, &bytes, p.rows, p.cols)
+                                .map_err(|e| Error::BadTensor {
+                                    name: p.name.clone(),
+                                    msg: e.to_string(),
+                                })?,
+                            None,
+                        ),
+                        TernarySource::Dense(t) => (layout.from_dense(&t), Some(t)),
+                    };
+                    let checks = opts
+                        .checksums
+                        .then(|| Checksums::new(&dense.unwrap_or_else(|| weight.to_dense())));
+                    Ok(Linear {
+                        name: p.name,
+                        weight,
+                        scale: p.scale,
+                        checks,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let times = LoadTimes {
+            load: load_time,
+            convert: t1.elapsed(),
+        };
+        Ok(finish(
+            config,
+            layout,
+            kernel,
             pool,
-            times: LoadTimes {
-                load: load_time,
-                convert: convert_time,
-            },
-        })
+            embed,
+            lm_head,
+            norm,
+            layer_norms,
+            linears,
+            times,
+            source_bytes,
+        ))
     }
 
     /// Threads in the model's pool.
@@ -337,6 +376,97 @@ impl Model {
     /// The output head matrix (tied embedding unless the checkpoint has `lm_head.weight`).
     pub fn head(&self) -> &Bf16Matrix {
         self.lm_head.as_ref().unwrap_or(&self.embed)
+    }
+}
+
+/// A projection's ternary weights as another loader found them.
+#[derive(Debug)]
+pub enum TernarySource {
+    /// The checkpoint's packed bytes `[rows/4][cols]` (FORMAT.md §2.1).
+    HfPacked(Vec<u8>),
+    /// Dense ternary values.
+    Dense(Ternary),
+}
+
+/// One projection for [`Model::from_parts`], in layer order q, k, v, o, gate, up, down.
+#[derive(Debug)]
+pub struct ProjectionData {
+    pub name: String,
+    pub rows: usize,
+    pub cols: usize,
+    pub source: TernarySource,
+    pub scale: Scale,
+}
+
+/// The kernel and thread pool of a load.
+fn runtime(opts: &LoadOptions) -> Result<(Kernel, rayon::ThreadPool)> {
+    let kernel = match opts.kernel {
+        Some(k) => {
+            opts.layout.check_kernel(k)?;
+            k
+        }
+        None => opts.layout.best_kernel(),
+    };
+    let threads = opts
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 {
+        return Err(Error::Invalid("--threads must be at least 1".into()));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Invalid(format!("thread pool: {e}")))?;
+    Ok((kernel, pool))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    config: Config,
+    layout: LayoutKind,
+    kernel: Kernel,
+    pool: rayon::ThreadPool,
+    embed: Bf16Matrix,
+    lm_head: Option<Bf16Matrix>,
+    norm: Vec<f32>,
+    norms: Vec<[Vec<f32>; 4]>,
+    mut linears: Vec<Linear>,
+    times: LoadTimes,
+    checkpoint_bytes: usize,
+) -> Model {
+    let c = &config;
+    let mut layers = Vec::with_capacity(c.num_layers);
+    let mut it = linears.drain(..);
+    for [input_norm, post_attn_norm, attn_sub_norm, ffn_sub_norm] in norms {
+        let mut next = || it.next().expect("seven projections per layer");
+        layers.push(Layer {
+            input_norm,
+            post_attn_norm,
+            attn_sub_norm,
+            ffn_sub_norm,
+            q: next(),
+            k: next(),
+            v: next(),
+            o: next(),
+            gate: next(),
+            up: next(),
+            down: next(),
+        });
+    }
+    drop(it);
+    let rope = rope::Rope::new(c.head_dim, c.rope_theta, c.max_position_embeddings);
+    Model {
+        checkpoint_bytes,
+        config,
+        layout,
+        kernel,
+        embed,
+        lm_head,
+        layers,
+        norm,
+        rope,
+        pool,
+        times,
     }
 }
 
