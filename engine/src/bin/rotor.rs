@@ -51,6 +51,34 @@ enum Cmd {
     Perplexity(PplArgs),
     /// Measure load, conversion, prefill and decode speed, memory and roofline fraction.
     Bench(BenchArgs),
+    /// Inject seeded single bit flips and count what the exact checksums detect and correct.
+    Faults(FaultsArgs),
+}
+
+#[derive(Args)]
+struct FaultsArgs {
+    /// Model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// weights | activations | accumulators | checksums
+    #[arg(long)]
+    site: String,
+    /// Faults to inject, one per forward pass.
+    #[arg(long, default_value_t = 100)]
+    count: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Token ids to run (default: 16 fixed pseudo-random ids).
+    #[arg(long, value_delimiter = ',')]
+    tokens: Vec<u32>,
+    #[arg(long, default_value = "rotor")]
+    layout: String,
+    #[arg(long)]
+    kernel: Option<String>,
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -230,6 +258,7 @@ fn main() {
         Cmd::Generate(a) => cmd_generate(a),
         Cmd::Perplexity(a) => cmd_perplexity(a),
         Cmd::Bench(a) => cmd_bench(a),
+        Cmd::Faults(a) => cmd_faults(a),
     };
     if let Err(e) = r {
         // A closed pipe (`rotor inspect | head`) is not an error.
@@ -414,6 +443,7 @@ fn cmd_logits(a: LogitsArgs) -> Result<()> {
     let verify = VerifyCtx {
         policy,
         stats: Some(&stats),
+        fault: None,
     };
     let cap = tokens.len();
     let mut cache = KvCache::new(&model, cap);
@@ -487,6 +517,7 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
     let verify = VerifyCtx {
         policy,
         stats: Some(&stats),
+        fault: None,
     };
     let opts = GenerateOptions {
         max_tokens: a.max_tokens,
@@ -576,6 +607,7 @@ fn cmd_perplexity(a: PplArgs) -> Result<()> {
     let verify = VerifyCtx {
         policy,
         stats: Some(&stats),
+        fault: None,
     };
     let opts = PplOptions {
         ctx: a.ctx,
@@ -633,6 +665,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     let verify = VerifyCtx {
         policy,
         stats: Some(&stats),
+        fault: None,
     };
     let c = &model.config;
     let n_prompt = a.prompt_tokens.max(1);
@@ -723,5 +756,43 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
     verify_report(policy, &stats);
+    Ok(())
+}
+
+fn cmd_faults(a: FaultsArgs) -> Result<()> {
+    let site = rotor::verify::Site::parse(&a.site).map_err(anyhow::Error::msg)?;
+    let m = ModelArgs {
+        model: a.model.clone(),
+        layout: a.layout.clone(),
+        kernel: a.kernel.clone(),
+        threads: a.threads,
+        verify: Some("correct".into()),
+    };
+    let model = m.load()?;
+    let tokens: Vec<u32> = if a.tokens.is_empty() {
+        let mut r = rotor::sample::Rng::new(1);
+        (0..16)
+            .map(|_| (r.next_u64() % model.config.vocab_size as u64) as u32)
+            .collect()
+    } else {
+        a.tokens.clone()
+    };
+    let bar = indicatif::ProgressBar::new(a.count as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "faults [{bar:40}] {pos}/{len} {elapsed} eta {eta}",
+        )
+        .expect("template")
+        .progress_chars("=> "),
+    );
+    let r = rotor::faults::campaign(&model, &tokens, site, a.count, a.seed, |i| {
+        bar.set_position(i as u64)
+    })?;
+    bar.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    }
     Ok(())
 }

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::kernels::{Kernel, parallel};
 use crate::quant;
 use crate::ternary::{ActBuf, LayoutKind, Ternary, TernaryLayout};
-use crate::verify::{Checksums, Policy, VerifyStats};
+use crate::verify::{Checksums, Fault, Policy, VerifyStats};
 
 /// How a projection's dequantized output is scaled.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,6 +39,8 @@ pub enum Scale {
 #[derive(Debug)]
 pub struct Linear {
     pub name: String,
+    /// Position among all projections (layer · 7 + q,k,v,o,gate,up,down), for fault targets.
+    pub index: usize,
     pub weight: Box<dyn TernaryLayout>,
     pub scale: Scale,
     /// Exact checksums for runtime verification, when enabled.
@@ -65,8 +67,25 @@ impl Linear {
     ) {
         let (rows, batch) = (self.rows(), x.batch);
         acc.resize(rows * batch, 0);
-        parallel::gemm(self.weight.as_ref(), k, &x.view(), &mut acc[..rows * batch]);
-        if let (Some(c), Some(stats)) = (&self.checks, verify.stats) {
+        if let (Some(f), Some(c), Some(stats)) = (verify.fault, &self.checks, verify.stats)
+            && f.armed_for(self.index)
+        {
+            crate::verify::faulty_product(
+                f,
+                c,
+                self.weight.as_ref(),
+                k,
+                x,
+                &mut acc[..rows * batch],
+                verify.policy,
+                stats,
+            );
+        } else {
+            parallel::gemm(self.weight.as_ref(), k, &x.view(), &mut acc[..rows * batch]);
+        }
+        if verify.fault.is_some_and(|f| f.target == self.index) {
+            // The faulted product was checked (and repaired) inside `faulty_product`.
+        } else if let (Some(c), Some(stats)) = (&self.checks, verify.stats) {
             c.check(
                 verify.policy,
                 self.weight.as_ref(),
@@ -101,6 +120,8 @@ impl Linear {
 pub struct VerifyCtx<'a> {
     pub policy: Policy,
     pub stats: Option<&'a VerifyStats>,
+    /// A fault to inject (fault-injection runs only).
+    pub fault: Option<&'a Fault>,
 }
 
 /// One decoder layer's weights (shapes for 2B-4T in comments).
@@ -259,8 +280,10 @@ impl Model {
         let linears: Vec<Linear> = pool.install(|| {
             jobs.par_iter()
                 .zip(scales.par_iter())
-                .map(|(j, &scale)| {
+                .enumerate()
+                .map(|(i, (j, &scale))| {
                     convert_projection(&ck, c.quant, j, scale, layout, kernel, checksums)
+                        .map(|l| Linear { index: i, ..l })
                 })
                 .collect::<Result<Vec<_>>>()
         })?;
@@ -314,7 +337,8 @@ impl Model {
         let linears: Vec<Linear> = pool.install(|| {
             projections
                 .into_par_iter()
-                .map(|p| {
+                .enumerate()
+                .map(|(index, p)| {
                     let (weight, dense): (Box<dyn TernaryLayout>, Option<Ternary>) = match p.source
                     {
                         TernarySource::HfPacked(bytes) => (
@@ -333,6 +357,7 @@ impl Model {
                         .then(|| Checksums::new(&dense.unwrap_or_else(|| weight.to_dense())));
                     Ok(Linear {
                         name: p.name,
+                        index,
                         weight,
                         scale: p.scale,
                         checks,
@@ -575,6 +600,7 @@ fn convert_projection(
     };
     Ok(Linear {
         name: j.name.clone(),
+        index: 0,
         weight,
         scale,
         checks,

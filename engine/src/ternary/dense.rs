@@ -207,6 +207,12 @@ impl TernaryLayout for Dense {
     fn to_dense(&self) -> Ternary {
         Ternary::from_fn(self.rows, self.cols, |r, c| self.data[r * self.stride + c])
     }
+    fn with_bit_flipped(&self, bit: u64) -> Box<dyn TernaryLayout> {
+        let mut m = self.clone();
+        let w = &mut m.data[(bit / 8) as usize];
+        *w = ((*w as u8) ^ (1 << (bit % 8))) as i8;
+        Box::new(m)
+    }
     fn kernels(&self) -> &'static [KernelKind] {
         KERNELS
     }

@@ -99,6 +99,11 @@ impl TernaryLayout for HfPacked {
     fn to_dense(&self) -> Ternary {
         Ternary::from_hf_packed(&self.data, self.rows, self.cols).expect("validated at build")
     }
+    fn with_bit_flipped(&self, bit: u64) -> Box<dyn TernaryLayout> {
+        let mut m = self.clone();
+        m.data[(bit / 8) as usize] ^= 1 << (bit % 8);
+        Box::new(m)
+    }
     fn kernels(&self) -> &'static [KernelKind] {
         KERNELS
     }

@@ -134,6 +134,11 @@ impl TernaryLayout for I2 {
             code_at(self.row(r), c) as i8 - 1
         })
     }
+    fn with_bit_flipped(&self, bit: u64) -> Box<dyn TernaryLayout> {
+        let mut m = self.clone();
+        m.data[(bit / 8) as usize] ^= 1 << (bit % 8);
+        Box::new(m)
+    }
     fn kernels(&self) -> &'static [KernelKind] {
         KERNELS
     }

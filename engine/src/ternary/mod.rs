@@ -140,6 +140,13 @@ pub trait TernaryLayout: Send + Sync + std::fmt::Debug {
     fn groups(&self) -> usize {
         1
     }
+    /// Bits of weight storage (fault injection numbers them `0..storage_bits()`).
+    fn storage_bits(&self) -> u64 {
+        self.storage_bytes() as u64 * 8
+    }
+    /// A copy of this matrix with storage bit `bit` flipped, derived data (row sums) left as
+    /// they were — what a fault in memory does. Fault injection only; not a hot path.
+    fn with_bit_flipped(&self, bit: u64) -> Box<dyn TernaryLayout>;
     /// Compute work units `units` for every activation row: `out[g]` receives, for each unit
     /// `u` in `units`, `batch` values at `(u - units.start) * batch ..`.
     fn gemm_block(&self, k: Kernel, x: &Acts, units: Range<usize>, out: &mut [&mut [i32]]);

@@ -267,6 +267,11 @@ impl TernaryLayout for Rotor {
             (p & bit != 0) as i8 - (n & bit != 0) as i8
         })
     }
+    fn with_bit_flipped(&self, bit: u64) -> Box<dyn TernaryLayout> {
+        let mut m = self.clone();
+        m.data[(bit / 64) as usize] ^= 1 << (bit % 64);
+        Box::new(m)
+    }
     fn kernels(&self) -> &'static [KernelKind] {
         KERNELS
     }
