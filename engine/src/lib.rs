@@ -16,6 +16,7 @@ pub use kernels::{Kernel, KernelKind};
 pub use ternary::{LayoutKind, Ternary, TernaryLayout};
 pub mod faults;
 pub mod generate;
+pub mod gguf;
 pub mod model;
 pub mod perplexity;
 pub mod quant;

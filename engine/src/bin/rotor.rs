@@ -53,6 +53,30 @@ enum Cmd {
     Bench(BenchArgs),
     /// Inject seeded single bit flips and count what the exact checksums detect and correct.
     Faults(FaultsArgs),
+    /// Write the model as a GGUF file for llama.cpp (ternary TQ2_0/TQ1_0, or bitnet.cpp's I2_S).
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// Model directory (or a .gguf file) to export.
+    #[arg(long)]
+    model: PathBuf,
+    /// Output format (only `gguf`).
+    #[arg(long, default_value = "gguf")]
+    format: String,
+    /// Ternary weight type: tq2_0, tq1_0 (llama.cpp), i2_s (bitnet.cpp's fork only).
+    #[arg(long = "type", default_value = "tq2_0")]
+    weight_type: String,
+    /// Embedding / output head type: f16, bf16 (exact), q8_0, q6_k (lossy).
+    #[arg(long, default_value = "f16")]
+    head: String,
+    /// Output file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Args)]
@@ -140,8 +164,11 @@ impl ModelArgs {
                 _ => None,
             },
         };
-        if !self.model.is_dir() {
-            bail!("--model {}: not a directory", self.model.display());
+        if !self.model.is_dir() && rotor::gguf::gguf_path(&self.model).is_none() {
+            bail!(
+                "--model {}: not a directory (nor a .gguf file)",
+                self.model.display()
+            );
         }
         let opts = LoadOptions {
             layout,
@@ -259,6 +286,7 @@ fn main() {
         Cmd::Perplexity(a) => cmd_perplexity(a),
         Cmd::Bench(a) => cmd_bench(a),
         Cmd::Faults(a) => cmd_faults(a),
+        Cmd::Export(a) => cmd_export(a),
     };
     if let Err(e) = r {
         // A closed pipe (`rotor inspect | head`) is not an error.
@@ -794,5 +822,37 @@ fn cmd_faults(a: FaultsArgs) -> Result<()> {
     } else {
         println!("{}", serde_json::to_string_pretty(&r)?);
     }
+    Ok(())
+}
+
+fn cmd_export(a: ExportArgs) -> Result<()> {
+    if a.format != "gguf" {
+        bail!("--format `{}`: only gguf is supported", a.format);
+    }
+    let opts = rotor::gguf::ExportOptions {
+        weights: rotor::gguf::TernaryType::parse(&a.weight_type)?,
+        head: rotor::gguf::HeadType::parse(&a.head)?,
+        threads: a.threads,
+    };
+    let r = rotor::gguf::export(&a.model, &a.out, &opts)
+        .with_context(|| format!("exporting {}", a.model.display()))?;
+    for n in &r.notes {
+        eprintln!("note: {n}");
+    }
+    if r.scales_rounded > 0 {
+        eprintln!(
+            "note: {} projection scales were rounded to f16 (max relative change {:.2e})",
+            r.scales_rounded, r.max_scale_rel_err
+        );
+    }
+    eprintln!(
+        "wrote {} ({} tensors, {:.1} MB, weights {}, head {}) in {:.2} s",
+        r.path.display(),
+        r.tensors,
+        r.bytes as f64 / 1e6,
+        opts.weights.ggml(),
+        opts.head.ggml(),
+        r.time.as_secs_f64()
+    );
     Ok(())
 }

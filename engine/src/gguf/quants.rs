@@ -78,7 +78,10 @@ pub mod q8_0 {
 
     /// Quantize `x` (a multiple of 32 long) and append the blocks to `out`.
     pub fn quantize(x: &[f32], out: &mut Vec<u8>) {
-        assert!(x.len().is_multiple_of(BLOCK), "Q8_0 needs whole blocks of 32");
+        assert!(
+            x.len().is_multiple_of(BLOCK),
+            "Q8_0 needs whole blocks of 32"
+        );
         for blk in x.chunks_exact(BLOCK) {
             let amax = blk.iter().fold(0f32, |m, v| m.max(v.abs()));
             let d = amax / 127.0;
@@ -129,7 +132,10 @@ pub mod q6_k {
 
     /// Quantize `x` (a multiple of 256 long) and append the blocks to `out`.
     pub fn quantize(x: &[f32], out: &mut Vec<u8>) {
-        assert!(x.len().is_multiple_of(BLOCK), "Q6_K needs whole blocks of 256");
+        assert!(
+            x.len().is_multiple_of(BLOCK),
+            "Q6_K needs whole blocks of 256"
+        );
         for blk in x.chunks_exact(BLOCK) {
             let mut sub = [0f32; 16];
             for (j, s) in sub.iter_mut().enumerate() {
@@ -171,7 +177,8 @@ pub mod q6_k {
                     let c = |k: usize| codes[l0 + l + 32 * k];
                     b[ql + l] = (c(0) & 0xF) | ((c(2) & 0xF) << 4);
                     b[ql + l + 32] = (c(1) & 0xF) | ((c(3) & 0xF) << 4);
-                    b[qh + l] = (c(0) >> 4) | ((c(1) >> 4) << 2) | ((c(2) >> 4) << 4) | ((c(3) >> 4) << 6);
+                    b[qh + l] =
+                        (c(0) >> 4) | ((c(1) >> 4) << 2) | ((c(2) >> 4) << 4) | ((c(3) >> 4) << 6);
                 }
             }
             for j in 0..16 {
@@ -371,7 +378,10 @@ pub mod i2s {
         assert!(n.is_multiple_of(BLOCK), "I2_S needs whole blocks of 128");
         assert_eq!(out.len(), nbytes(n));
         out.fill(0);
-        for (blk, dst) in codes.chunks_exact(BLOCK).zip(out.chunks_exact_mut(BLOCK_BYTES)) {
+        for (blk, dst) in codes
+            .chunks_exact(BLOCK)
+            .zip(out.chunks_exact_mut(BLOCK_BYTES))
+        {
             encode_block(blk, dst);
         }
         out[n / 4..n / 4 + 4].copy_from_slice(&scale.to_le_bytes());
@@ -412,7 +422,10 @@ mod tests {
     #[test]
     fn tq1_every_five_trit_group_round_trips() {
         for v in 0..243u16 {
-            let cs: Vec<u8> = (0..5).rev().map(|k| ((v / 3u16.pow(k)) % 3) as u8).collect();
+            let cs: Vec<u8> = (0..5)
+                .rev()
+                .map(|k| ((v / 3u16.pow(k)) % 3) as u8)
+                .collect();
             let b = tq1_0::pack(cs.iter().copied());
             for (n, &c) in cs.iter().enumerate() {
                 assert_eq!(tq1_0::trit(b, n), c, "v={v} n={n}");

@@ -208,7 +208,10 @@ impl<'a> Cursor<'a> {
                 let et = ValueType::from_id(et).ok_or_else(|| {
                     bad(
                         self.path,
-                        format!("{} at byte {at} is an array of unknown value type {et}", what()),
+                        format!(
+                            "{} at byte {at} is an array of unknown value type {et}",
+                            what()
+                        ),
                     )
                 })?;
                 let n = self.u64(&|| format!("the length of {}", what()))?;
@@ -257,7 +260,10 @@ impl GgufFile {
         if b.len() < 4 {
             return Err(bad(
                 path,
-                format!("the file has {} bytes, too few for the 4-byte magic", b.len()),
+                format!(
+                    "the file has {} bytes, too few for the 4-byte magic",
+                    b.len()
+                ),
             ));
         }
         if b[..4] != MAGIC {
@@ -299,7 +305,10 @@ impl GgufFile {
         let n_kv = c.u64(&|| "the metadata count".into())?;
         // Minimum sizes: a kv is a key (8 + 1) + type (4) + a 1-byte value; a tensor info is a
         // name (8 + 1) + n_dims (4) + type (4) + offset (8).
-        for (n, min, what) in [(n_kv, 14u64, "metadata entries"), (n_tensors, 25, "tensors")] {
+        for (n, min, what) in [
+            (n_kv, 14u64, "metadata entries"),
+            (n_tensors, 25, "tensors"),
+        ] {
             if n.checked_mul(min).is_none_or(|m| m > c.left() as u64) {
                 return Err(bad(
                     path,
@@ -316,11 +325,17 @@ impl GgufFile {
             let at = c.pos;
             let key = c.string(&|| format!("the key of metadata entry {i}"))?;
             if key.is_empty() {
-                return Err(bad(path, format!("metadata entry {i} at byte {at} has an empty key")));
+                return Err(bad(
+                    path,
+                    format!("metadata entry {i} at byte {at} has an empty key"),
+                ));
             }
             let tid = c.u32(&|| format!("the value type of `{key}`"))?;
             let ty = ValueType::from_id(tid).ok_or_else(|| {
-                bad(path, format!("metadata `{key}` has unknown value type {tid}"))
+                bad(
+                    path,
+                    format!("metadata `{key}` has unknown value type {tid}"),
+                )
             })?;
             let v = c.value(ty, 0, &|| format!("the value of `{key}`"))?;
             if kv_index.insert(key.clone(), kvs.len()).is_some() {
@@ -489,8 +504,8 @@ impl GgufFile {
             GgmlType::Q8_0 => q8_0::dequantize(bytes, &mut out),
             GgmlType::Q6_K => q6_k::dequantize(bytes, &mut out),
             GgmlType::TQ1_0 | GgmlType::TQ2_0 | GgmlType::I2_S => {
-                let (codes, _) = self.codes_raw(t)?;
-                for (o, (c, s)) in out.iter_mut().zip(codes) {
+                let (codes, scales) = self.codes_raw(t)?;
+                for (o, (c, s)) in out.iter_mut().zip(codes.into_iter().zip(scales)) {
                     *o = (c as f32 - 1.0) * s;
                 }
             }
@@ -513,7 +528,11 @@ impl GgufFile {
         let mut scales = vec![0f32; n];
         match t.ty {
             GgmlType::TQ2_0 | GgmlType::TQ1_0 => {
-                let bb = if t.ty == GgmlType::TQ2_0 { tq2_0::BYTES } else { tq1_0::BYTES };
+                let bb = if t.ty == GgmlType::TQ2_0 {
+                    tq2_0::BYTES
+                } else {
+                    tq1_0::BYTES
+                };
                 for ((b, c), s) in bytes
                     .chunks_exact(bb)
                     .zip(codes.chunks_exact_mut(256))
@@ -529,7 +548,10 @@ impl GgufFile {
             }
             GgmlType::I2_S => {
                 self.check_i2s(t)?;
-                for (b, c) in bytes.chunks_exact(i2s::BLOCK_BYTES).zip(codes.chunks_exact_mut(i2s::BLOCK)) {
+                for (b, c) in bytes
+                    .chunks_exact(i2s::BLOCK_BYTES)
+                    .zip(codes.chunks_exact_mut(i2s::BLOCK))
+                {
                     i2s::decode_block(b, c);
                 }
                 scales.fill(i2s::scale(bytes, n));
@@ -585,10 +607,18 @@ impl GgufFile {
                     }
                     scale = i2s::scale(bytes, n);
                 } else {
-                    let bb = if t.ty == GgmlType::TQ2_0 { tq2_0::BYTES } else { tq1_0::BYTES };
+                    let bb = if t.ty == GgmlType::TQ2_0 {
+                        tq2_0::BYTES
+                    } else {
+                        tq1_0::BYTES
+                    };
                     let mut common: Option<(usize, u16)> = None;
                     let mut first_d = None;
-                    for (i, (b, c)) in bytes.chunks_exact(bb).zip(codes.chunks_exact_mut(256)).enumerate() {
+                    for (i, (b, c)) in bytes
+                        .chunks_exact(bb)
+                        .zip(codes.chunks_exact_mut(256))
+                        .enumerate()
+                    {
                         let d = if t.ty == GgmlType::TQ2_0 {
                             tq2_0::decode_block(b, c)
                         } else {
@@ -647,7 +677,9 @@ impl GgufFile {
             other => {
                 return Err(Error::Dtype {
                     name: t.name.clone(),
-                    expected: "a ternary projection: TQ1_0, TQ2_0, I2_S, or ternary-valued F32/F16/BF16".into(),
+                    expected:
+                        "a ternary projection: TQ1_0, TQ2_0, I2_S, or ternary-valued F32/F16/BF16"
+                            .into(),
                     found: other.to_string(),
                 });
             }

@@ -219,6 +219,10 @@ const PROJS: [(&str, &str); 7] = [
 impl Model {
     /// Load a model directory as downloaded from Hugging Face.
     pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Model> {
+        // A `.gguf` file, or a directory with exactly one and no safetensors: the GGUF loader.
+        if let Some(gguf) = crate::gguf::gguf_path(dir) {
+            return crate::gguf::load_model(&gguf, opts);
+        }
         let t0 = Instant::now();
         let config = Config::from_dir(dir)?;
         let ck = Checkpoint::open(dir)?;

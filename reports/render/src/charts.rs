@@ -32,6 +32,23 @@ pub const PALETTE: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
+/// Compact axis numbers: 0.5, 12, 1500, 1e-5.
+pub fn fmt_num(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e5).contains(&a) {
+        format!("{v:.0e}")
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').to_string()
+    }
+}
+
 /// One bar: value and an optional (min, max) error bar.
 #[derive(Clone, Copy, Debug)]
 pub struct Bar {
@@ -158,6 +175,7 @@ impl Grouped {
                     String::new()
                 }
             })
+            .y_label_formatter(&|v: &f64| fmt_num(*v))
             .y_desc(self.y_label.clone())
             .axis_desc_style(label_font.clone())
             .label_style((FontFamily::SansSerif, 13))
@@ -293,6 +311,7 @@ impl Lines {
                 let mut chart = $chart;
                 chart
                     .configure_mesh()
+                    .y_label_formatter(&|v: &f64| fmt_num(*v))
                     .x_desc(self.x_label.clone())
                     .y_desc(self.y_label.clone())
                     .axis_desc_style(label_font.clone())

@@ -9,6 +9,7 @@ pub mod charts;
 pub mod data;
 pub mod layouts;
 pub mod report;
+pub mod verification;
 
 use std::path::Path;
 
@@ -21,6 +22,7 @@ pub fn run(results: &Path, figures: &Path, readme: Option<&Path>) -> Result<Vec<
     let df = data::load(results)?;
     let mut sections = vec![];
     sections.extend(layouts::render(&df, figures)?);
+    sections.extend(verification::render(&df, figures)?);
     let names: Vec<String> = sections.iter().map(|s| s.0.clone()).collect();
     if let Some(r) = readme {
         let missing = report::update_readme(r, &sections)?;
