@@ -26,14 +26,13 @@ pub fn dense_gemm(w: &Dense, x: &Acts, units: Range<usize>, out: &mut [i32]) {
 /// Cost follows the number of non-zero weights; no multiply anywhere.
 pub fn rotor_gemm(w: &Rotor, x: &Acts, units: Range<usize>, out: &mut [i32]) {
     let batch = x.batch;
-    let wpr = w.words_per_row();
     for (i, r) in units.enumerate() {
         let row = w.row_words(r);
         for b in 0..batch {
             let xr = x.row(b);
             let mut acc = 0i32;
-            for k in 0..wpr {
-                let (mut p, mut n) = w.pn_word(row, k);
+            for (k, ia, ib) in w.word_index() {
+                let (mut p, mut n) = w.pn_of(row[ia], row[ib]);
                 let xs = &xr[k * 64..k * 64 + 64];
                 while p != 0 {
                     acc += xs[p.trailing_zeros() as usize] as i32;

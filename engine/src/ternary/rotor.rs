@@ -202,6 +202,34 @@ impl Rotor {
         (row[base + i], row[base + self.bw + i])
     }
 
+    /// Position of the two plane words of every word `k` of a row, in order, without a
+    /// division per word: `(k, index of plane A, index of plane B)`.
+    #[inline(always)]
+    pub fn word_index(&self) -> impl Iterator<Item = (usize, usize, usize)> + use<> {
+        let (bw, wpr) = (self.bw, self.wpr);
+        let sh = bw.trailing_zeros();
+        (0..wpr).map(move |k| {
+            let (blk, i) = if bw == wpr {
+                (0, k)
+            } else if bw.is_power_of_two() {
+                (k >> sh, k & (bw - 1))
+            } else {
+                (k / bw, k % bw)
+            };
+            let a = blk * 2 * bw + i;
+            (k, a, a + bw)
+        })
+    }
+
+    /// P and N words from raw plane words A and B.
+    #[inline(always)]
+    pub fn pn_of(&self, a: u64, b: u64) -> (u64, u64) {
+        match self.enc {
+            Encoding::Pn => (a, b),
+            Encoding::Ms => (a & !b, a & b),
+        }
+    }
+
     /// Plus and minus bits of word `w` in a row, whatever the encoding.
     #[inline(always)]
     pub fn pn_word(&self, row: &[u64], w: usize) -> (u64, u64) {

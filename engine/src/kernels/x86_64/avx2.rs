@@ -142,14 +142,14 @@ fn rotor_rows<const R: usize>(w: &Rotor, xr: &[i8], r0: usize) -> [i32; R] {
     let rows: [&[u64]; R] = std::array::from_fn(|j| w.row_words(r0 + j));
     let mut acc32 = [_mm256_setzero_si256(); R];
     let mut acc16 = [_mm256_setzero_si256(); R];
-    for k in 0..w.words_per_row() {
+    for (k, ia, ib) in w.word_index() {
         let xs = &xr[k * 64..k * 64 + 64];
         let xu = [
             _mm256_xor_si256(load_i8(&xs[..32]), bias),
             _mm256_xor_si256(load_i8(&xs[32..]), bias),
         ];
         for j in 0..R {
-            let (p, n) = w.pn_word(rows[j], k);
+            let (p, n) = w.pn_of(rows[j][ia], rows[j][ib]);
             for h in 0..2 {
                 let t = signs_from_bits((p >> (32 * h)) as u32, (n >> (32 * h)) as u32);
                 acc16[j] = _mm256_add_epi16(acc16[j], _mm256_maddubs_epi16(xu[h], t));
@@ -175,8 +175,8 @@ fn rotor_gemm_expanded(w: &Rotor, x: &Acts, units: Range<usize>, out: &mut [i32]
     let mut signs = vec![0i8; wpr * 64];
     for (i, r) in units.enumerate() {
         let row = w.row_words(r);
-        for k in 0..wpr {
-            let (p, n) = w.pn_word(row, k);
+        for (k, ia, ib) in w.word_index() {
+            let (p, n) = w.pn_of(row[ia], row[ib]);
             for h in 0..2 {
                 let t = signs_from_bits((p >> (32 * h)) as u32, (n >> (32 * h)) as u32);
                 let dst = &mut signs[k * 64 + 32 * h..k * 64 + 32 * h + 32];
@@ -314,6 +314,24 @@ pub fn hf_to_planes(src: &[u8], p: &mut [Vec<u64>; 4], n: &mut [Vec<u64>; 4]) {
 #[target_feature(enable = "avx2")]
 pub fn i2_gemm(w: &I2, x: &Acts, units: Range<usize>, out: &mut [i32]) {
     let batch = x.batch;
+    if batch == 1 {
+        // GEMV: four weight rows share each activation load.
+        let xr = x.row(0);
+        let start = units.start;
+        let mut r = units.start;
+        while r + 4 <= units.end {
+            let res = i2_rows::<4>(w, xr, r);
+            for j in 0..4 {
+                out[r - start + j] = res[j] - x.sums[0];
+            }
+            r += 4;
+        }
+        while r < units.end {
+            out[r - start] = i2_rows::<1>(w, xr, r)[0] - x.sums[0];
+            r += 1;
+        }
+        return;
+    }
     for (i, r) in units.enumerate() {
         let row = w.row(r);
         let mut b = 0;
@@ -329,6 +347,50 @@ pub fn i2_gemm(w: &I2, x: &Acts, units: Range<usize>, out: &mut [i32]) {
             b += 1;
         }
     }
+}
+
+/// `Σ code·x` for `R` consecutive rows against one activation row.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn i2_rows<const R: usize>(w: &I2, xr: &[i8], r0: usize) -> [i32; R] {
+    let m3 = _mm256_set1_epi8(3);
+    let rows: [&[u8]; R] = std::array::from_fn(|j| w.row(r0 + j));
+    let mut acc32 = [_mm256_setzero_si256(); R];
+    let mut acc16 = [_mm256_setzero_si256(); R];
+    let nblk = w.row_bytes() / i2::BLOCK_BYTES;
+    for blk in 0..nblk {
+        let xb = &xr[blk * i2::BLOCK..(blk + 1) * i2::BLOCK];
+        let xv = [
+            load_i8(&xb[..32]),
+            load_i8(&xb[32..64]),
+            load_i8(&xb[64..96]),
+            load_i8(&xb[96..128]),
+        ];
+        for j in 0..R {
+            let v = load(&rows[j][blk * i2::BLOCK_BYTES..(blk + 1) * i2::BLOCK_BYTES]);
+            let c0 = _mm256_and_si256(_mm256_srli_epi16(v, 6), m3);
+            let c1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), m3);
+            let c2 = _mm256_and_si256(_mm256_srli_epi16(v, 2), m3);
+            let c3 = _mm256_and_si256(v, m3);
+            let s01 = _mm256_add_epi16(
+                _mm256_maddubs_epi16(c0, xv[0]),
+                _mm256_maddubs_epi16(c1, xv[1]),
+            );
+            let s23 = _mm256_add_epi16(
+                _mm256_maddubs_epi16(c2, xv[2]),
+                _mm256_maddubs_epi16(c3, xv[3]),
+            );
+            acc16[j] = _mm256_add_epi16(acc16[j], _mm256_add_epi16(s01, s23));
+        }
+        // Four i16 steps per block: flush every FLUSH/4 blocks.
+        if blk % (FLUSH / 4) == FLUSH / 4 - 1 {
+            for j in 0..R {
+                acc32[j] = flush(acc32[j], acc16[j]);
+                acc16[j] = _mm256_setzero_si256();
+            }
+        }
+    }
+    std::array::from_fn(|j| hsum(flush(acc32[j], acc16[j])))
 }
 
 #[inline]

@@ -267,7 +267,6 @@ fn signs<S: Simd512>(p: u64, n: u64) -> S::V {
 #[inline(always)]
 fn rotor_gemm_generic<S: Simd512>(w: &Rotor, x: &Acts, units: Range<usize>, out: &mut [i32]) {
     let batch = x.batch;
-    let wpr = w.words_per_row();
     let bias = S::set1_epi8(-128);
     if batch == 1 {
         let xr = x.row(0);
@@ -279,10 +278,10 @@ fn rotor_gemm_generic<S: Simd512>(w: &Rotor, x: &Acts, units: Range<usize>, out:
             let rows: [&[u64]; 4] = std::array::from_fn(|j| w.row_words(r + j.min(nr - 1)));
             let mut acc32 = [S::zero(); 4];
             let mut acc16 = [S::zero(); 4];
-            for k in 0..wpr {
+            for (k, ia, ib) in w.word_index() {
                 let xu = S::xor(load64_i8::<S>(&xr[k * 64..k * 64 + 64]), bias);
                 for j in 0..4 {
-                    let (p, n) = w.pn_word(rows[j], k);
+                    let (p, n) = w.pn_of(rows[j][ia], rows[j][ib]);
                     acc16[j] = S::add_epi16(acc16[j], S::maddubs_epi16(xu, signs::<S>(p, n)));
                 }
                 if k % FLUSH == FLUSH - 1 {
@@ -311,8 +310,8 @@ fn rotor_gemm_generic<S: Simd512>(w: &Rotor, x: &Acts, units: Range<usize>, out:
             let xr: [&[i8]; 4] = std::array::from_fn(|j| x.row(b0 + j.min(nb - 1)));
             let mut acc32 = [S::zero(); 4];
             let mut acc16 = [S::zero(); 4];
-            for k in 0..wpr {
-                let (p, n) = w.pn_word(row, k);
+            for (k, ia, ib) in w.word_index() {
+                let (p, n) = w.pn_of(row[ia], row[ib]);
                 let t = signs::<S>(p, n);
                 for j in 0..4 {
                     let xu = S::xor(load64_i8::<S>(&xr[j][k * 64..k * 64 + 64]), bias);
