@@ -221,6 +221,26 @@ impl Rotor {
         })
     }
 
+    /// Indices of the two plane words of word `k` for a kernel specialised on the interleave
+    /// `BW` (1 or 4 words; 0 = planes separate per row; anything else = this matrix's block
+    /// size, computed at run time). `BW` must match [`block`](Self::block).
+    #[inline(always)]
+    pub fn plane_idx<const BW: usize>(&self, k: usize) -> (usize, usize) {
+        match BW {
+            1 => (2 * k, 2 * k + 1),
+            4 => {
+                let a = (k >> 2) * 8 + (k & 3);
+                (a, a + 4)
+            }
+            0 => (k, self.wpr + k),
+            _ => {
+                let bw = self.bw;
+                let a = (k / bw) * 2 * bw + k % bw;
+                (a, a + bw)
+            }
+        }
+    }
+
     /// P and N words from raw plane words A and B.
     #[inline(always)]
     pub fn pn_of(&self, a: u64, b: u64) -> (u64, u64) {

@@ -14,13 +14,16 @@
 //! (`_mm256_madd_epi16` with ones) at least every 32 steps.
 //!
 //! The rotor planes must be expanded from bits to byte masks (broadcast, shuffle, and, compare:
-//! four operations per 32 bits), because AVX2 has no mask registers; see the AVX-512 notes in
-//! reports/README.md for the layout's natural home.
+//! three operations per 32 bits per plane, plus one to combine the planes), because AVX2 has no
+//! mask registers — the layout's natural home is AVX-512 (`avx512.rs`), where a plane word is
+//! a `__mmask64`.
 
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use crate::ternary::{Acts, Dense, HfPacked, I2, Rotor, TernaryLayout, Tq1, i2, tq1};
+use crate::ternary::{
+    Acts, Block, Dense, Encoding, HfPacked, I2, Rotor, TernaryLayout, Tq1, i2, tq1,
+};
 
 /// Steps of `i16` accumulation between flushes (see the module bounds).
 const FLUSH: usize = 32;
@@ -58,25 +61,49 @@ fn flush(acc32: __m256i, acc16: __m256i) -> __m256i {
     _mm256_add_epi32(acc32, _mm256_madd_epi16(acc16, _mm256_set1_epi16(1)))
 }
 
-/// Expand 32 bits into 32 byte masks (0xFF where the bit is set), bit i → byte i.
+/// Shuffle controls that spread bytes 0..3 (half 0) or 4..7 (half 1) of a broadcast 64-bit
+/// word over 32 lanes, eight lanes per byte (`vpshufb` works within 128-bit lanes, and the
+/// broadcast puts the whole word in both).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn expand_bits(m: u32) -> __m256i {
-    let v = _mm256_set1_epi32(m as i32);
-    let shuf = _mm256_setr_epi8(
-        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,
-        3, 3,
-    );
-    let bits = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
-    _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(v, shuf), bits), bits)
+fn spread(h: usize) -> __m256i {
+    if h == 0 {
+        _mm256_setr_epi8(
+            0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3,
+            3, 3, 3,
+        )
+    } else {
+        _mm256_setr_epi8(
+            4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7,
+            7, 7, 7,
+        )
+    }
 }
 
-/// Ternary bytes (+1 / −1 / 0) of 32 columns from their P and N bits.
+/// Byte masks (0xFF where the bit is set) of the 32 columns of half `h` of a broadcast plane
+/// word: shuffle the byte holding each column's bit into its lane, keep that bit, compare.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn signs_from_bits(p: u32, n: u32) -> __m256i {
-    // mask bytes are −1 where set: N − P = +1 on P, −1 on N, 0 elsewhere.
-    _mm256_sub_epi8(expand_bits(n), expand_bits(p))
+fn plane_mask(word: __m256i, ctrl: __m256i) -> __m256i {
+    let bits = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    _mm256_cmpeq_epi8(
+        _mm256_and_si256(_mm256_shuffle_epi8(word, ctrl), bits),
+        bits,
+    )
+}
+
+/// Ternary bytes (+1 / −1 / 0) of half `h` (32 columns) of one rotor word, from its two
+/// broadcast plane words `a`, `b`: P/N gives `N − P` of the masks (masks are −1 where set);
+/// M/S gives `2·S − M` (+1 where M without S, −1 where both).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn word_signs<const MS: bool>(a: __m256i, b: __m256i, ctrl: __m256i) -> __m256i {
+    let (ma, mb) = (plane_mask(a, ctrl), plane_mask(b, ctrl));
+    if MS {
+        _mm256_sub_epi8(_mm256_add_epi8(mb, mb), ma)
+    } else {
+        _mm256_sub_epi8(mb, ma)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -111,74 +138,94 @@ pub fn dense_gemm(w: &Dense, x: &Acts, units: Range<usize>, out: &mut [i32]) {
 
 #[target_feature(enable = "avx2")]
 pub fn rotor_gemm(w: &Rotor, x: &Acts, units: Range<usize>, out: &mut [i32]) {
-    if x.batch == 1 {
-        rotor_gemv(w, x, units, out)
-    } else {
-        rotor_gemm_expanded(w, x, units, out)
-    }
-}
-
-/// One activation row: four weight rows at a time share each activation load.
-#[target_feature(enable = "avx2")]
-fn rotor_gemv(w: &Rotor, x: &Acts, units: Range<usize>, out: &mut [i32]) {
-    let xr = x.row(0);
-    let start = units.start;
-    let mut r = units.start;
-    while r + 4 <= units.end {
-        let res = rotor_rows::<4>(w, xr, r);
-        out[r - start..r - start + 4].copy_from_slice(&res);
-        r += 4;
-    }
-    while r < units.end {
-        out[r - start] = rotor_rows::<1>(w, xr, r)[0];
-        r += 1;
+    // Encoding and interleave as compile-time parameters: the index arithmetic of the plane
+    // words and the sign combination are then straight-line code.
+    match (w.encoding(), w.block()) {
+        (Encoding::Pn, Block::Words(1)) => rotor_gemm_enc::<false, 1>(w, x, units, out),
+        (Encoding::Pn, Block::Words(4)) => rotor_gemm_enc::<false, 4>(w, x, units, out),
+        (Encoding::Pn, Block::Row) => rotor_gemm_enc::<false, 0>(w, x, units, out),
+        (Encoding::Ms, Block::Words(1)) => rotor_gemm_enc::<true, 1>(w, x, units, out),
+        (Encoding::Ms, Block::Words(4)) => rotor_gemm_enc::<true, 4>(w, x, units, out),
+        (Encoding::Ms, Block::Row) => rotor_gemm_enc::<true, 0>(w, x, units, out),
+        (Encoding::Pn, _) => rotor_gemm_enc::<false, { usize::MAX }>(w, x, units, out),
+        (Encoding::Ms, _) => rotor_gemm_enc::<true, { usize::MAX }>(w, x, units, out),
     }
 }
 
 #[inline]
 #[target_feature(enable = "avx2")]
-fn rotor_rows<const R: usize>(w: &Rotor, xr: &[i8], r0: usize) -> [i32; R] {
+fn rotor_gemm_enc<const MS: bool, const BW: usize>(
+    w: &Rotor,
+    x: &Acts,
+    units: Range<usize>,
+    out: &mut [i32],
+) {
+    if x.batch == 1 {
+        // One weight row at a time: one sequential weight stream (see i2_gemm).
+        let xr = x.row(0);
+        for (i, r) in units.enumerate() {
+            out[i] = rotor_row_dot::<MS, BW>(w, w.row_words(r), xr) - 128 * w.row_sums()[r];
+        }
+    } else {
+        rotor_gemm_expanded::<MS, BW>(w, x, units, out)
+    }
+}
+
+/// `Σ_c (x[c] + 128) · t[c]` over one rotor row.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn rotor_row_dot<const MS: bool, const BW: usize>(w: &Rotor, row: &[u64], xr: &[i8]) -> i32 {
     let bias = _mm256_set1_epi8(-128);
-    let rows: [&[u64]; R] = std::array::from_fn(|j| w.row_words(r0 + j));
-    let mut acc32 = [_mm256_setzero_si256(); R];
-    let mut acc16 = [_mm256_setzero_si256(); R];
-    for (k, ia, ib) in w.word_index() {
+    let ctrl = [spread(0), spread(1)];
+    let mut acc32 = _mm256_setzero_si256();
+    let mut acc16 = _mm256_setzero_si256();
+    let wpr = w.words_per_row();
+    assert!(row.len() == 2 * wpr && xr.len() >= 64 * wpr);
+    for k in 0..wpr {
+        let (ia, ib) = w.plane_idx::<BW>(k);
+        let (a, b) = (
+            _mm256_set1_epi64x(row[ia] as i64),
+            _mm256_set1_epi64x(row[ib] as i64),
+        );
         let xs = &xr[k * 64..k * 64 + 64];
-        let xu = [
-            _mm256_xor_si256(load_i8(&xs[..32]), bias),
-            _mm256_xor_si256(load_i8(&xs[32..]), bias),
-        ];
-        for j in 0..R {
-            let (p, n) = w.pn_of(rows[j][ia], rows[j][ib]);
-            for h in 0..2 {
-                let t = signs_from_bits((p >> (32 * h)) as u32, (n >> (32 * h)) as u32);
-                acc16[j] = _mm256_add_epi16(acc16[j], _mm256_maddubs_epi16(xu[h], t));
-            }
+        for h in 0..2 {
+            let xu = _mm256_xor_si256(load_i8(&xs[32 * h..32 * h + 32]), bias);
+            let t = word_signs::<MS>(a, b, ctrl[h]);
+            acc16 = _mm256_add_epi16(acc16, _mm256_maddubs_epi16(xu, t));
         }
         // Two i16 steps per word: flush every FLUSH/2 words.
         if k % (FLUSH / 2) == FLUSH / 2 - 1 {
-            for j in 0..R {
-                acc32[j] = flush(acc32[j], acc16[j]);
-                acc16[j] = _mm256_setzero_si256();
-            }
+            acc32 = flush(acc32, acc16);
+            acc16 = _mm256_setzero_si256();
         }
     }
-    std::array::from_fn(|j| hsum(flush(acc32[j], acc16[j])) - 128 * w.row_sums()[r0 + j])
+    hsum(flush(acc32, acc16))
 }
 
 /// A batch of activation rows: expand each weight row's planes to sign bytes once, then run
 /// it against up to four activation rows at a time.
+#[inline]
 #[target_feature(enable = "avx2")]
-fn rotor_gemm_expanded(w: &Rotor, x: &Acts, units: Range<usize>, out: &mut [i32]) {
+fn rotor_gemm_expanded<const MS: bool, const BW: usize>(
+    w: &Rotor,
+    x: &Acts,
+    units: Range<usize>,
+    out: &mut [i32],
+) {
     let batch = x.batch;
     let wpr = w.words_per_row();
+    let ctrl = [spread(0), spread(1)];
     let mut signs = vec![0i8; wpr * 64];
     for (i, r) in units.enumerate() {
         let row = w.row_words(r);
-        for (k, ia, ib) in w.word_index() {
-            let (p, n) = w.pn_of(row[ia], row[ib]);
+        for k in 0..wpr {
+            let (ia, ib) = w.plane_idx::<BW>(k);
+            let (a, b) = (
+                _mm256_set1_epi64x(row[ia] as i64),
+                _mm256_set1_epi64x(row[ib] as i64),
+            );
             for h in 0..2 {
-                let t = signs_from_bits((p >> (32 * h)) as u32, (n >> (32 * h)) as u32);
+                let t = word_signs::<MS>(a, b, ctrl[h]);
                 let dst = &mut signs[k * 64 + 32 * h..k * 64 + 32 * h + 32];
                 // SAFETY: dst has 32 writable bytes; unaligned store.
                 unsafe { _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, t) };
@@ -315,20 +362,12 @@ pub fn hf_to_planes(src: &[u8], p: &mut [Vec<u64>; 4], n: &mut [Vec<u64>; 4]) {
 pub fn i2_gemm(w: &I2, x: &Acts, units: Range<usize>, out: &mut [i32]) {
     let batch = x.batch;
     if batch == 1 {
-        // GEMV: four weight rows share each activation load.
+        // GEMV: one weight row at a time. Sharing activation loads over several rows was
+        // measured slower (13.5 GB/s for one row, 8.0 for two, 6.4 for four, hot in L3 on
+        // Zen 3): one sequential weight stream prefetches best; activations stay in L1.
         let xr = x.row(0);
-        let start = units.start;
-        let mut r = units.start;
-        while r + 4 <= units.end {
-            let res = i2_rows::<4>(w, xr, r);
-            for j in 0..4 {
-                out[r - start + j] = res[j] - x.sums[0];
-            }
-            r += 4;
-        }
-        while r < units.end {
-            out[r - start] = i2_rows::<1>(w, xr, r)[0] - x.sums[0];
-            r += 1;
+        for (i, r) in units.enumerate() {
+            out[i] = i2_rows::<1>(w, xr, r)[0] - x.sums[0];
         }
         return;
     }
