@@ -43,3 +43,9 @@ demo PROMPT="It is a truth universally acknowledged":
 synth-2b4t:
     cargo build --release -p rotor
     ./target/release/rotor synth --preset 2b4t --out {{models}}/2b4t --force
+
+# Train the shipped tiny BitNet b1.58 (QAT on the Austen train split) for MINUTES minutes, export it
+# in the exact checkpoint format to datasets/models/austen-tiny, and score it with the engine.
+train-tiny MINUTES="25":
+    cargo build --release -p rotor -p train-tiny
+    nice -n 10 ./target/release/train-tiny --minutes {{MINUTES}} --out datasets/models/austen-tiny

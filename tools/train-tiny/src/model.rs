@@ -247,6 +247,7 @@ impl Model {
 
 /// The composed (candle primitive) versions of the fused ops in [`crate::ops`]: the oracle the
 /// fused ops are tested against, and the first implementation (kept for that purpose).
+#[allow(dead_code)] // everything but `rope_tables` is used only by the tests, as the oracle
 pub mod reference {
     use candle_core::{D, Result, Tensor};
 
