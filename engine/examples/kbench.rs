@@ -19,12 +19,17 @@ fn main() {
     let iters: usize = arg(6, "300").parse().unwrap();
     let mut r = Rng::new(1);
     let t = Ternary::from_fn(rows, cols, |_, _| (r.next_u64() % 3) as i8 - 1);
-    let xs: Vec<i8> = (0..batch * cols).map(|_| (r.next_u64() % 255) as i8).collect();
+    let xs: Vec<i8> = (0..batch * cols)
+        .map(|_| (r.next_u64() % 255) as i8)
+        .collect();
     let x = ActBuf::from_rows(&xs, batch, cols);
     let w = layout.from_dense(&t);
     let want = t.gemm_oracle(&x.view());
     let mut y = vec![0i32; rows * batch];
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     pool.install(|| parallel::gemm(w.as_ref(), k, &x.view(), &mut y));
     assert_eq!(y, want);
     let t0 = Instant::now();

@@ -288,3 +288,24 @@ fn avx512_emulation_matches_avx2_hardware_lane_semantics() {
         assert_eq!(Emulated::add_epi32(a, b), hw(4), "add32");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The float kernels (head, attention) are bit-identical across kernel families: same
+    /// operations in the same order, so logits do not depend on the kernel.
+    #[test]
+    fn float_dots_are_bit_identical_across_kernels(n in 0usize..200, seed in any::<u64>()) {
+        use rotor::kernels::float;
+        let mut r = rotor::sample::Rng::new(seed);
+        let x: Vec<f32> = (0..n).map(|_| r.next_normalish() * 10f32.powi((r.next_u64() % 7) as i32 - 3)).collect();
+        let y: Vec<f32> = (0..n).map(|_| r.next_normalish()).collect();
+        let w: Vec<u16> = y.iter().map(|&v| half::bf16::from_f32(v).to_bits()).collect();
+        let want_b = float::dot_bf16_portable(&x, &w);
+        let want_f = float::dot_f32_portable(&x, &y);
+        for k in Kernel::available() {
+            prop_assert_eq!(float::dot_bf16(k, &x, &w).to_bits(), want_b.to_bits(), "bf16 {}", k);
+            prop_assert_eq!(float::dot_f32(k, &x, &y).to_bits(), want_f.to_bits(), "f32 {}", k);
+        }
+    }
+}

@@ -120,3 +120,47 @@ pub fn gemm(layout: &dyn TernaryLayout, k: Kernel, x: &Acts, y: &mut [i32]) {
         });
     }
 }
+
+/// Several products of the same activations, as one parallel region: the work of all
+/// matrices is cut into tasks together, so small matrices (k, v) do not leave a thread idle
+/// and the pool is entered once (q/k/v and gate/up in the forward pass).
+pub fn gemm_multi(layouts: &[&dyn TernaryLayout], k: Kernel, x: &Acts, outs: &mut [&mut [i32]]) {
+    assert_eq!(layouts.len(), outs.len());
+    let batch = x.batch;
+    let threads = rayon::current_num_threads();
+    if threads == 1 {
+        for (l, y) in layouts.iter().zip(outs.iter_mut()) {
+            gemm(*l, k, x, y);
+        }
+        return;
+    }
+    let total: usize = layouts.iter().map(|l| l.rows() * l.cols()).sum();
+    // About four tasks per thread over all matrices, at least ~256K multiply-adds each.
+    let target = (total / (threads * 4)).max(1 << 18 / batch.max(1));
+    let mut tasks: Vec<(usize, Range<usize>, Vec<&mut [i32]>)> = Vec::new();
+    for (li, (l, y)) in layouts.iter().zip(outs.iter_mut()).enumerate() {
+        assert_eq!(x.cols, l.cols(), "{}: activation width", l.name());
+        assert_eq!(y.len(), l.rows() * batch, "{}: output size", l.name());
+        let g = l.groups();
+        let units = l.rows() / g;
+        let per_unit = l.cols() * g;
+        let chunk = (target / per_unit).max(8).div_ceil(8) * 8;
+        let mut groups: Vec<std::slice::ChunksMut<'_, i32>> = y
+            .chunks_mut(units * batch)
+            .map(|gs| gs.chunks_mut(chunk * batch))
+            .collect();
+        let mut start = 0;
+        while start < units {
+            let end = (start + chunk).min(units);
+            let parts: Vec<&mut [i32]> = groups
+                .iter_mut()
+                .map(|it| it.next().expect("chunk"))
+                .collect();
+            tasks.push((li, start..end, parts));
+            start = end;
+        }
+    }
+    tasks
+        .into_par_iter()
+        .for_each(|(li, range, mut parts)| layouts[li].gemm_block(k, x, range, &mut parts));
+}

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::{Layer, Model, VerifyCtx};
+use super::{Layer, Model, VerifyCtx, forward_multi};
 use crate::error::{Error, Result};
 use crate::kernels::float;
 use crate::quant;
@@ -319,28 +319,17 @@ impl Model {
         quant::quantize_batch(&st.x[..t * h], t, h, &mut st.acts, &mut st.scales);
         st.timings.add(Stage::Norms, t0);
         let t0 = Instant::now();
-        layer.q.forward(
+        forward_multi(
+            &[&layer.q, &layer.k, &layer.v],
             k,
             &st.acts,
             &st.scales,
             &mut st.acc,
-            &mut st.q[..t * qd],
-            &verify,
-        );
-        layer.k.forward(
-            k,
-            &st.acts,
-            &st.scales,
-            &mut st.acc,
-            &mut st.k[..t * kvd],
-            &verify,
-        );
-        layer.v.forward(
-            k,
-            &st.acts,
-            &st.scales,
-            &mut st.acc,
-            &mut st.v[..t * kvd],
+            &mut [
+                &mut st.q[..t * qd],
+                &mut st.k[..t * kvd],
+                &mut st.v[..t * kvd],
+            ],
             &verify,
         );
         st.timings.add(Stage::Ternary, t0);
@@ -383,20 +372,13 @@ impl Model {
         quant::quantize_batch(&st.x[..t * h], t, h, &mut st.acts, &mut st.scales);
         st.timings.add(Stage::Norms, t0);
         let t0 = Instant::now();
-        layer.gate.forward(
+        forward_multi(
+            &[&layer.gate, &layer.up],
             k,
             &st.acts,
             &st.scales,
             &mut st.acc,
-            &mut st.gate[..t * inter],
-            &verify,
-        );
-        layer.up.forward(
-            k,
-            &st.acts,
-            &st.scales,
-            &mut st.acc,
-            &mut st.up[..t * inter],
+            &mut [&mut st.gate[..t * inter], &mut st.up[..t * inter]],
             &verify,
         );
         st.timings.add(Stage::Ternary, t0);

@@ -84,16 +84,32 @@ impl Linear {
             parallel::gemm(self.weight.as_ref(), k, &x.view(), &mut acc[..rows * batch]);
         }
         if verify.fault.is_some_and(|f| f.target == self.index) {
-            // The faulted product was checked (and repaired) inside `faulty_product`.
-        } else if let (Some(c), Some(stats)) = (&self.checks, verify.stats) {
-            c.check(
-                verify.policy,
-                self.weight.as_ref(),
-                &x.view(),
-                &mut acc[..rows * batch],
-                stats,
-            );
+            // The faulted product was checked (and repaired) inside `faulty_product`; only
+            // dequantize.
+            self.dequantize(&acc[..rows * batch], batch, scales, y);
+        } else {
+            self.finish(x, scales, &mut acc[..rows * batch], y, verify);
         }
+    }
+
+    /// Check (when verifying) and dequantize an integer product `acc` (`[row][batch]`).
+    fn finish(
+        &self,
+        x: &ActBuf,
+        scales: &[f32],
+        acc: &mut [i32],
+        y: &mut [f32],
+        verify: &VerifyCtx,
+    ) {
+        if let (Some(c), Some(stats)) = (&self.checks, verify.stats) {
+            c.check(verify.policy, self.weight.as_ref(), &x.view(), acc, stats);
+        }
+        self.dequantize(acc, x.batch, scales, y);
+    }
+
+    /// `y[b][r] = acc[r][b] / s_b · w` (or `/ (s_b · w)` for legacy `bitlinear`).
+    fn dequantize(&self, acc: &[i32], batch: usize, scales: &[f32], y: &mut [f32]) {
+        let rows = self.rows();
         // acc is [row][batch]; y is [batch][row].
         for b in 0..batch {
             let s = scales[b];
@@ -112,6 +128,45 @@ impl Linear {
                 }
             }
         }
+    }
+}
+
+/// Several projections of the same quantized activations in one parallel region (q/k/v,
+/// gate/up), each then checked and dequantized as [`Linear::forward`] does.
+pub fn forward_multi(
+    linears: &[&Linear],
+    k: Kernel,
+    x: &ActBuf,
+    scales: &[f32],
+    acc: &mut Vec<i32>,
+    ys: &mut [&mut [f32]],
+    verify: &VerifyCtx,
+) {
+    // Faults target single products: fall back to one call per projection.
+    if verify.fault.is_some() {
+        for (l, y) in linears.iter().zip(ys.iter_mut()) {
+            l.forward(k, x, scales, acc, y, verify);
+        }
+        return;
+    }
+    let batch = x.batch;
+    let sizes: Vec<usize> = linears.iter().map(|l| l.rows() * batch).collect();
+    acc.resize(sizes.iter().sum(), 0);
+    {
+        let mut rest = &mut acc[..];
+        let mut outs: Vec<&mut [i32]> = Vec::with_capacity(linears.len());
+        for &n in &sizes {
+            let (a, b) = rest.split_at_mut(n);
+            outs.push(a);
+            rest = b;
+        }
+        let layouts: Vec<&dyn TernaryLayout> = linears.iter().map(|l| l.weight.as_ref()).collect();
+        parallel::gemm_multi(&layouts, k, &x.view(), &mut outs);
+    }
+    let mut off = 0;
+    for ((l, y), &n) in linears.iter().zip(ys.iter_mut()).zip(&sizes) {
+        l.finish(x, scales, &mut acc[off..off + n], y, verify);
+        off += n;
     }
 }
 
