@@ -14,15 +14,26 @@ test:
     cargo test --all-targets
     bash datasets/fetch/selftest.sh
 
-# Run every experiment (quick mode; `just bench-all --full` for the long sweep), then the report.
+# Needs no download: the 2B-4T-shape model is synthesized into target/models/ on first use
+# (~10 s, 1.2 GB); the trained tiny model ships in datasets/. Timed steps hold ROTOR_BENCH_LOCK
+# (default /tmp/rotor-build.lock; `none`: no lock) so two heavy jobs never overlap.
+# `--full` for the long sweep, `--tiny` for a smoke run.
+# Run every experiment (quick mode), write CSV to reports/results/, redraw figures and tables.
 bench-all *FLAGS:
-    cargo build --release -p rotor -p rotor-experiments
-    ./target/release/rotor-experiments all {{FLAGS}}
-    just report
+    #!/usr/bin/env bash
+    set -euo pipefail
+    lock="${ROTOR_BENCH_LOCK:-/tmp/rotor-build.lock}"
+    run() { if [ "$lock" = none ]; then "$@"; else flock "$lock" "$@"; fi; }
+    run cargo build --release -p rotor -p layouts -p magnitude -p verification -p speed -p perplexity -p render
+    for e in layouts magnitude verification speed perplexity; do
+        echo "== experiment $e {{FLAGS}}" >&2
+        run ./target/release/$e {{FLAGS}}
+    done
+    ./target/release/render --results reports/results --figures reports/figures --readme reports/README.md
 
 # Rebuild figures and tables from the committed CSV (no engine run).
 report:
-    cargo run -p render --quiet -- --results reports/results --figures reports/figures --readme reports/README.md
+    cargo run --release -p render --quiet -- --results reports/results --figures reports/figures --readme reports/README.md
 
 # criterion benchmarks of every layout × kernel at the model's shapes.
 bench:
@@ -49,3 +60,20 @@ synth-2b4t:
 train-tiny MINUTES="25":
     cargo build --release -p rotor -p train-tiny
     nice -n 10 ./target/release/train-tiny --minutes {{MINUTES}} --out datasets/models/austen-tiny
+
+# Exports the synthesized 2B-4T-shape model to TQ2_0 / TQ1_0 GGUF, checks each file loads in
+# llama.cpp and in rotor, then times `rotor bench` and llama.cpp (llama-cpp-python from PyPI,
+# compiled once into ~/.cache/rotor/peers-venv, ~12 min) alternately; CSV in
+# reports/results/peers/, then the report. Not part of `just test` or CI. Every heavy step holds
+# ROTOR_BENCH_LOCK (default /tmp/rotor-build.lock; `none`: no lock). `--full`: more cases.
+# Speed next to llama.cpp, in one run, on the same model (see experiments/peers/README.md).
+bench-peers *FLAGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    lock="${ROTOR_BENCH_LOCK:-/tmp/rotor-build.lock}"
+    run() { if [ "$lock" = none ]; then "$@"; else flock "$lock" "$@"; fi; }
+    run cargo build --release -p rotor -p peers
+    [ -f {{models}}/2b4t/model.safetensors ] || run ./target/release/rotor synth --preset 2b4t --out {{models}}/2b4t --force
+    py=$(run bash experiments/peers/setup-llama.sh | tail -n 1)
+    ./target/release/peers --model {{models}}/2b4t --python "$py" --lock "$lock" {{FLAGS}}
+    run just report

@@ -14,6 +14,7 @@ pub mod ternary;
 pub use error::{Error, Result};
 pub use kernels::{Kernel, KernelKind};
 pub use ternary::{LayoutKind, Ternary, TernaryLayout};
+pub mod bench;
 pub mod faults;
 pub mod generate;
 pub mod gguf;

@@ -23,15 +23,84 @@ pub fn round_half_even(x: f32) -> f32 {
     (x + MAGIC) - MAGIC
 }
 
+/// How projection inputs are quantized before the ternary product.
+///
+/// `Int(8)` is BitNet b1.58 (FORMAT.md §3) and the default. `Int(b)` for `b < 8` is the same
+/// absmax rule with `Q_b = 2^(b−1) − 1` levels per sign (lossy research variants: the integer
+/// path stays exact, only the inputs are coarser). `F32` skips quantization: the projections
+/// multiply the unquantized activations by the ternary weights in f32 (a slow reference path
+/// for the perplexity experiment, through the dense ternary form; no verification there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActPrecision {
+    Int(u8),
+    F32,
+}
+
+impl Default for ActPrecision {
+    fn default() -> Self {
+        ActPrecision::Int(8)
+    }
+}
+
+impl ActPrecision {
+    /// `int8` (default), `int2`..`int7`, or `f32`.
+    pub fn parse(s: &str) -> crate::Result<ActPrecision> {
+        let bad = || {
+            crate::Error::Invalid(format!(
+                "unknown activation precision {s:?}: expected int8 (BitNet b1.58), int2..int7 \
+                 (lossy) or f32 (unquantized)"
+            ))
+        };
+        match s {
+            "f32" => Ok(ActPrecision::F32),
+            _ => {
+                let bits: u8 = s
+                    .strip_prefix("int")
+                    .ok_or_else(bad)?
+                    .parse()
+                    .map_err(|_| bad())?;
+                if (2..=8).contains(&bits) {
+                    Ok(ActPrecision::Int(bits))
+                } else {
+                    Err(bad())
+                }
+            }
+        }
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            ActPrecision::Int(b) => format!("int{b}"),
+            ActPrecision::F32 => "f32".into(),
+        }
+    }
+
+    /// The largest quantized magnitude (`127` for int8), or `None` for f32.
+    pub fn qmax(self) -> Option<f32> {
+        match self {
+            ActPrecision::Int(b) => Some(((1i32 << (b - 1)) - 1) as f32),
+            ActPrecision::F32 => None,
+        }
+    }
+}
+
 /// Quantize one row into `out` (the first `x.len()` entries; the rest is left alone).
 /// Returns the scale `s` and `Σ q`.
 #[inline]
 pub fn quantize_row(x: &[f32], out: &mut [i8]) -> (f32, i32) {
+    quantize_row_to(x, 127.0, out)
+}
+
+/// [`quantize_row`] with `qmax` levels per sign: `s = qmax / max|x|`,
+/// `q = clamp(round_half_even(x·s), −qmax, qmax)` (for `qmax = 127` the clamp never binds
+/// below −127, so this is exactly FORMAT.md's `[−128, 127]` clamp).
+#[inline]
+pub fn quantize_row_to(x: &[f32], qmax: f32, out: &mut [i8]) -> (f32, i32) {
     let amax = x.iter().fold(0f32, |m, &v| m.max(v.abs()));
-    let s = 127.0f32 / amax.max(ABSMAX_FLOOR);
+    let s = qmax / amax.max(ABSMAX_FLOOR);
     let mut sum = 0i32;
     for (o, &v) in out.iter_mut().zip(x) {
-        let q = round_half_even(v * s).clamp(-128.0, 127.0) as i8;
+        let q = round_half_even(v * s).clamp(-qmax, qmax) as i8;
         *o = q;
         sum += q as i32;
     }
@@ -46,13 +115,32 @@ pub fn quantize_batch(
     buf: &mut ActBuf,
     scales: &mut Vec<f32>,
 ) {
+    quantize_batch_as(x, batch, cols, ActPrecision::Int(8), buf, scales)
+}
+
+/// [`quantize_batch`] at precision `p`. For [`ActPrecision::F32`] the rows are copied into
+/// `buf.float` unquantized (integer data all zero) and every scale is 1.
+pub fn quantize_batch_as(
+    x: &[f32],
+    batch: usize,
+    cols: usize,
+    p: ActPrecision,
+    buf: &mut ActBuf,
+    scales: &mut Vec<f32>,
+) {
     assert_eq!(x.len(), batch * cols);
     buf.reset(batch, cols);
     scales.clear();
+    let Some(qmax) = p.qmax() else {
+        buf.float.extend_from_slice(x);
+        scales.resize(batch, 1.0);
+        return;
+    };
     let stride = buf.stride;
     for b in 0..batch {
-        let (s, sum) = quantize_row(
+        let (s, sum) = quantize_row_to(
             &x[b * cols..(b + 1) * cols],
+            qmax,
             &mut buf.data[b * stride..b * stride + cols],
         );
         buf.sums[b] = sum;

@@ -176,6 +176,7 @@ fn opts() -> LoadOptions {
         kernel: None,
         threads: Some(2),
         checksums: false,
+        ..Default::default()
     }
 }
 

@@ -43,6 +43,7 @@ fn load(name: &str, layout: LayoutKind, kernel: Option<Kernel>) -> Model {
         kernel,
         threads: Some(2),
         checksums: false,
+        ..Default::default()
     };
     Model::load(&fixture_dir(name), &opts).unwrap()
 }

@@ -5,7 +5,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -145,6 +144,15 @@ struct ModelArgs {
     /// `correct` (the default when the flag has no value) also repairs them.
     #[arg(long, num_args = 0..=1, default_missing_value = "correct", value_name = "POLICY")]
     verify: Option<String>,
+    /// Output head precision: bf16 (exact, the checkpoint's values) or int8 (per-row scales;
+    /// half the bytes per token, lossy).
+    #[arg(long, default_value = "bf16")]
+    head: String,
+    /// Activation precision of the ternary projections: int8 (BitNet b1.58, the default),
+    /// int2..int7 (the same absmax rule with fewer levels: lossy research variants), or f32
+    /// (unquantized activations, a slow scalar reference path).
+    #[arg(long, default_value = "int8", value_name = "PRECISION")]
+    acts: String,
 }
 
 impl ModelArgs {
@@ -175,7 +183,12 @@ impl ModelArgs {
             kernel,
             threads: self.threads,
             checksums: self.policy()? != Policy::Off,
+            head: rotor::model::HeadKind::parse(&self.head)?,
+            acts: rotor::quant::ActPrecision::parse(&self.acts)?,
         };
+        if opts.acts == rotor::quant::ActPrecision::F32 && opts.checksums {
+            bail!("--verify checks integer products; it cannot be combined with --acts f32");
+        }
         Model::load(&self.model, &opts).with_context(|| format!("loading {}", self.model.display()))
     }
 }
@@ -269,9 +282,6 @@ struct BenchArgs {
     /// Decode runs (the median is reported with min–max).
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Output head precision (bf16: exact, as the checkpoint).
-    #[arg(long, default_value = "bf16")]
-    head: String,
     #[arg(long)]
     json: bool,
 }
@@ -681,107 +691,21 @@ fn cmd_perplexity(a: PplArgs) -> Result<()> {
 }
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {
-    if a.head != "bf16" {
-        bail!(
-            "--head {}: only the exact bf16 head is implemented so far",
-            a.head
-        );
-    }
     let model = a.m.load()?;
     let policy = a.m.policy()?;
     let stats = VerifyStats::default();
-    let verify = VerifyCtx {
+    let opts = rotor::bench::BenchOptions {
+        prompt_tokens: a.prompt_tokens,
+        gen_tokens: a.gen_tokens,
+        runs: a.runs,
         policy,
-        stats: Some(&stats),
-        fault: None,
+        measure_bandwidth: true,
     };
-    let c = &model.config;
-    let n_prompt = a.prompt_tokens.max(1);
-    let cap = n_prompt + a.gen_tokens + 1;
-    if cap > c.max_position_embeddings {
-        bail!(
-            "--prompt-tokens + --gen-tokens = {cap} exceeds the context of {}",
-            c.max_position_embeddings
-        );
-    }
-    // Deterministic pseudo-random prompt ids.
-    let mut rng = rotor::sample::Rng::new(42);
-    let prompt: Vec<u32> = (0..n_prompt)
-        .map(|_| (rng.next_u64() % c.vocab_size as u64) as u32)
-        .collect();
-    let mut cache = KvCache::new(&model, cap);
-    let mut st = State::new(&model, 64, cap);
-    // Prefill (one warm-up, then timed).
-    model.forward(&prompt, &mut cache, &mut st, Logits::Last, verify)?;
-    let mut prefill = vec![];
-    for _ in 0..a.runs.max(1) {
-        cache.clear();
-        let t = Instant::now();
-        model.forward(&prompt, &mut cache, &mut st, Logits::Last, verify)?;
-        prefill.push(n_prompt as f64 / t.elapsed().as_secs_f64());
-    }
-    // Decode: greedy steps after the prompt, timed per run.
-    let mut decode = vec![];
-    st.timings = Default::default();
-    for _ in 0..a.runs.max(1) {
-        cache.truncate(n_prompt);
-        // The ids fed do not change the work done per step.
-        let mut next = prompt[n_prompt - 1];
-        let t = Instant::now();
-        for _ in 0..a.gen_tokens {
-            let l = model.forward(&[next], &mut cache, &mut st, Logits::Last, verify)?;
-            next = rotor::sample::argmax(l);
-        }
-        decode.push(a.gen_tokens as f64 / t.elapsed().as_secs_f64());
-    }
-    let med = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let prefill_tok_s = med(&mut prefill);
-    let decode_tok_s = med(&mut decode);
-    let (dmin, dmax) = (decode[0], decode[decode.len() - 1]);
-    let head_bytes = model.head().data().len() * 2;
-    let bytes_per_token = model.ternary_bytes() + head_bytes;
-    let bw = model
-        .pool
-        .install(|| rotor::sys::read_bandwidth(512 << 20, 3));
-    let roofline_fraction = bytes_per_token as f64 * decode_tok_s / bw;
-    let steps = (a.runs.max(1) * a.gen_tokens).max(1) as f64;
-    let tm = st.timings;
-    let out = json!({
-        "load_s": model.times.load.as_secs_f64(),
-        "convert_s": model.times.convert.as_secs_f64(),
-        "prefill_tok_s": prefill_tok_s,
-        "decode_tok_s": decode_tok_s,
-        "decode_tok_s_min": dmin,
-        "decode_tok_s_max": dmax,
-        "peak_rss_bytes": rotor::sys::peak_rss_bytes(),
-        "bytes_per_token": bytes_per_token,
-        "read_bandwidth_bytes_s": bw,
-        "roofline_fraction": roofline_fraction,
-        "roofline_tok_s": bw / bytes_per_token as f64,
-        "threads": model.threads(),
-        "layout": model.layout.name(),
-        "kernel": model.kernel.name(),
-        "head": a.head,
-        "verify": policy.name(),
-        "prompt_tokens": n_prompt,
-        "gen_tokens": a.gen_tokens,
-        "runs": a.runs,
-        "decode_ms_per_token_by_stage": {
-            "ternary": tm.ternary.as_secs_f64() * 1e3 / steps,
-            "attention": tm.attention.as_secs_f64() * 1e3 / steps,
-            "norms_quant": tm.norms.as_secs_f64() * 1e3 / steps,
-            "head": tm.head.as_secs_f64() * 1e3 / steps,
-        },
-        "kv_cache_bytes": cache.bytes(),
-        "model_weight_bytes": model.ternary_bytes() + head_bytes,
-    });
+    let r = rotor::bench::run(&model, &opts, &stats)?;
     if a.json {
-        println!("{}", serde_json::to_string(&out)?);
+        println!("{}", serde_json::to_string(&r)?);
     } else {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&r)?);
     }
     verify_report(policy, &stats);
     Ok(())
@@ -795,6 +719,8 @@ fn cmd_faults(a: FaultsArgs) -> Result<()> {
         kernel: a.kernel.clone(),
         threads: a.threads,
         verify: Some("correct".into()),
+        head: "bf16".into(),
+        acts: "int8".into(),
     };
     let model = m.load()?;
     let tokens: Vec<u32> = if a.tokens.is_empty() {

@@ -504,6 +504,7 @@ pub fn export(model: &Path, out: &Path, opts: &ExportOptions) -> Result<ExportRe
             kernel: None,
             threads: opts.threads,
             checksums: false,
+            ..Default::default()
         },
     )?;
     let c = &m.config;

@@ -11,6 +11,7 @@
 //! safety argument of every `unsafe` call into [`x86_64`].
 
 pub mod float;
+pub mod int8;
 pub mod parallel;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]

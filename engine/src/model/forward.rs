@@ -145,6 +145,7 @@ pub struct State {
     normed: Vec<f32>, // [T, hidden] final norm
     logits: Vec<f32>, // [T, vocab]
     head_tmp: Vec<f32>,
+    head_q: Vec<i8>, // [T, hidden] int8 activations for the int8 head
     pub timings: Timings,
 }
 
@@ -174,6 +175,7 @@ impl State {
             normed: vec![0.0; b * hd],
             logits: Vec::new(),
             head_tmp: Vec::new(),
+            head_q: Vec::new(),
             timings: Timings::default(),
         }
     }
@@ -247,6 +249,7 @@ impl Model {
                         t,
                         &mut st.normed,
                         &mut st.head_tmp,
+                        &mut st.head_q,
                         &mut logits[done * v..(done + t) * v],
                         &mut st.timings,
                     )
@@ -258,6 +261,7 @@ impl Model {
                         1,
                         &mut st.normed,
                         &mut st.head_tmp,
+                        &mut st.head_q,
                         &mut logits[..v],
                         &mut st.timings,
                     )
@@ -316,7 +320,14 @@ impl Model {
         // --- attention block
         let t0 = Instant::now();
         rmsnorm(&st.h[..t * h], &layer.input_norm, eps, &mut st.x[..t * h]);
-        quant::quantize_batch(&st.x[..t * h], t, h, &mut st.acts, &mut st.scales);
+        quant::quantize_batch_as(
+            &st.x[..t * h],
+            t,
+            h,
+            self.acts,
+            &mut st.acts,
+            &mut st.scales,
+        );
         st.timings.add(Stage::Norms, t0);
         let t0 = Instant::now();
         forward_multi(
@@ -345,7 +356,14 @@ impl Model {
             eps,
             &mut st.x[..t * qd],
         );
-        quant::quantize_batch(&st.x[..t * qd], t, qd, &mut st.acts, &mut st.scales);
+        quant::quantize_batch_as(
+            &st.x[..t * qd],
+            t,
+            qd,
+            self.acts,
+            &mut st.acts,
+            &mut st.scales,
+        );
         st.timings.add(Stage::Norms, t0);
         let t0 = Instant::now();
         layer.o.forward(
@@ -369,7 +387,14 @@ impl Model {
             eps,
             &mut st.x[..t * h],
         );
-        quant::quantize_batch(&st.x[..t * h], t, h, &mut st.acts, &mut st.scales);
+        quant::quantize_batch_as(
+            &st.x[..t * h],
+            t,
+            h,
+            self.acts,
+            &mut st.acts,
+            &mut st.scales,
+        );
         st.timings.add(Stage::Norms, t0);
         let t0 = Instant::now();
         forward_multi(
@@ -393,7 +418,14 @@ impl Model {
             eps,
             &mut st.up[..t * inter],
         );
-        quant::quantize_batch(&st.up[..t * inter], t, inter, &mut st.acts, &mut st.scales);
+        quant::quantize_batch_as(
+            &st.up[..t * inter],
+            t,
+            inter,
+            self.acts,
+            &mut st.acts,
+            &mut st.scales,
+        );
         st.timings.add(Stage::Norms, t0);
         let t0 = Instant::now();
         layer.down.forward(
@@ -482,12 +514,14 @@ impl Model {
     }
 
     /// Final norm and output head for `t` rows of `x` (`[t][hidden]`), into `out` (`[t][vocab]`).
+    #[allow(clippy::too_many_arguments)]
     fn head_into(
         &self,
         x: &[f32],
         t: usize,
         normed: &mut [f32],
         tmp: &mut Vec<f32>,
+        q: &mut Vec<i8>,
         out: &mut [f32],
         timings: &mut Timings,
     ) {
@@ -495,17 +529,59 @@ impl Model {
         let h = c.hidden_size;
         let t0 = Instant::now();
         rmsnorm(x, &self.norm, c.rms_norm_eps, &mut normed[..t * h]);
-        let head = self.head();
-        float::head_gemm(
-            self.kernel,
-            head.data(),
-            head.rows,
-            head.cols,
-            &normed[..t * h],
-            t,
-            out,
-            tmp,
-        );
+        match &self.head_int8 {
+            None => {
+                let head = self.head();
+                float::head_gemm(
+                    self.kernel,
+                    head.data(),
+                    head.rows,
+                    head.cols,
+                    &normed[..t * h],
+                    t,
+                    out,
+                    tmp,
+                );
+            }
+            Some(h8) => {
+                // Per-token absmax int8 activations, exact integer dots, one scale per row.
+                q.resize(t * h, 0);
+                let sx: Vec<f32> = (0..t)
+                    .map(|b| {
+                        quant::quantize_row(&normed[b * h..(b + 1) * h], &mut q[b * h..(b + 1) * h])
+                            .0
+                    })
+                    .collect();
+                let k = self.kernel;
+                let v = h8.rows;
+                let q = &q[..];
+                // [row][batch] so that each task owns a contiguous block (as `head_gemm`).
+                let dst: &mut [f32] = if t == 1 {
+                    &mut out[..v]
+                } else {
+                    tmp.resize(v * t, 0.0);
+                    &mut tmp[..]
+                };
+                dst.par_chunks_mut(256 * t).enumerate().for_each(|(ci, o)| {
+                    for (i, orow) in o.chunks_mut(t).enumerate() {
+                        let r = ci * 256 + i;
+                        let er = &h8.data[r * h..(r + 1) * h];
+                        for (b, ov) in orow.iter_mut().enumerate() {
+                            let acc = crate::kernels::int8::dot_i8(k, er, &q[b * h..(b + 1) * h]);
+                            *ov = acc as f32 / (h8.scales[r] * sx[b]);
+                        }
+                    }
+                });
+                if t > 1 {
+                    let tmp = &tmp[..];
+                    out.par_chunks_mut(v).enumerate().for_each(|(b, orow)| {
+                        for (r, o) in orow.iter_mut().enumerate() {
+                            *o = tmp[r * t + b];
+                        }
+                    });
+                }
+            }
+        }
         timings.add(Stage::Head, t0);
     }
 
@@ -533,6 +609,7 @@ impl Model {
                 t,
                 &mut normed,
                 &mut st.head_tmp,
+                &mut st.head_q,
                 &mut out,
                 &mut st.timings,
             )

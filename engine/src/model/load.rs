@@ -154,6 +154,30 @@ impl Checkpoint {
         &self.shards[t.shard].mmap[t.start..t.end]
     }
 
+    /// Tell the OS that a tensor's pages will not be read again (after conversion), so they
+    /// leave the resident set instead of doubling the model's memory. Whole pages inside the
+    /// tensor only; a no-op where unsupported.
+    pub fn release(&self, t: &TensorRef) {
+        #[cfg(unix)]
+        {
+            const PAGE: usize = 4096;
+            let start = t.start.div_ceil(PAGE) * PAGE;
+            let end = t.end / PAGE * PAGE;
+            if end > start {
+                // SAFETY: the mapping is read-only and file-backed (`Mmap`, not `MmapMut`), so
+                // MADV_DONTNEED only drops clean page-cache references: a later read faults the
+                // same bytes back in from the file, and no `&[u8]` into the range changes.
+                let _ = unsafe {
+                    self.shards[t.shard].mmap.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start,
+                        end - start,
+                    )
+                };
+            }
+        }
+    }
+
     /// The tensor's bytes after checking dtype and shape.
     pub fn expect(&self, name: &str, dtype: Dtype, shape: &[usize]) -> Result<&[u8]> {
         let t = self.get(name)?;

@@ -22,7 +22,7 @@ pub use load::{Bf16Matrix, Checkpoint};
 
 use crate::error::{Error, Result};
 use crate::kernels::{Kernel, parallel};
-use crate::quant;
+use crate::quant::{self, ActPrecision};
 use crate::ternary::{ActBuf, LayoutKind, Ternary, TernaryLayout};
 use crate::verify::{Checksums, Fault, Policy, VerifyStats};
 
@@ -45,6 +45,8 @@ pub struct Linear {
     pub scale: Scale,
     /// Exact checksums for runtime verification, when enabled.
     pub checks: Option<Checksums>,
+    /// The dense ternary form, built on first use by the f32-activation path only.
+    pub dense: std::sync::OnceLock<Ternary>,
 }
 
 impl Linear {
@@ -65,6 +67,9 @@ impl Linear {
         y: &mut [f32],
         verify: &VerifyCtx,
     ) {
+        if !x.float.is_empty() {
+            return self.forward_f32(x, y);
+        }
         let (rows, batch) = (self.rows(), x.batch);
         acc.resize(rows * batch, 0);
         if let (Some(f), Some(c), Some(stats)) = (verify.fault, &self.checks, verify.stats)
@@ -89,6 +94,37 @@ impl Linear {
             self.dequantize(&acc[..rows * batch], batch, scales, y);
         } else {
             self.finish(x, scales, &mut acc[..rows * batch], y, verify);
+        }
+    }
+
+    /// The f32-activation research path ([`ActPrecision::F32`]): `y[b][r] = (Σ_c t[r][c] ·
+    /// x[b][c]) · w` in f32 over the unquantized rows in `x.float`, from the dense ternary form
+    /// (built once). Scalar and slow; not verified (checksums are integer identities).
+    fn forward_f32(&self, x: &ActBuf, y: &mut [f32]) {
+        let (rows, cols, batch) = (self.rows(), self.cols(), x.batch);
+        let t = self.dense.get_or_init(|| self.weight.to_dense());
+        for b in 0..batch {
+            let xb = &x.float[b * cols..(b + 1) * cols];
+            for r in 0..rows {
+                // Eight independent partial sums (so the compiler can vectorize), then a fixed
+                // reduction order: deterministic, not bit-equal to a sequential sum.
+                let (w, mut part) = (t.row(r), [0f32; 8]);
+                let mut wc = w.chunks_exact(8);
+                let mut xc = xb.chunks_exact(8);
+                for (w8, x8) in (&mut wc).zip(&mut xc) {
+                    for i in 0..8 {
+                        part[i] += w8[i] as f32 * x8[i];
+                    }
+                }
+                let mut sum = part.iter().sum::<f32>();
+                for (&w, &v) in wc.remainder().iter().zip(xc.remainder()) {
+                    sum += w as f32 * v;
+                }
+                y[b * rows + r] = match self.scale {
+                    Scale::Multiply(w) => sum * w,
+                    Scale::Divide(w) => sum / w,
+                };
+            }
         }
     }
 
@@ -142,8 +178,9 @@ pub fn forward_multi(
     ys: &mut [&mut [f32]],
     verify: &VerifyCtx,
 ) {
-    // Faults target single products: fall back to one call per projection.
-    if verify.fault.is_some() {
+    // Faults target single products, and f32 activations have their own path: one call per
+    // projection.
+    if verify.fault.is_some() || !x.float.is_empty() {
         for (l, y) in linears.iter().zip(ys.iter_mut()) {
             l.forward(k, x, scales, acc, y, verify);
         }
@@ -203,6 +240,74 @@ impl Layer {
     }
 }
 
+/// Precision of the output head (the tied embedding read every token).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HeadKind {
+    /// The checkpoint's bf16 values, f32 dot products: exact (the default).
+    #[default]
+    Bf16,
+    /// Int8 rows with a per-row absmax scale, int8 activations: half the bytes per token, lossy
+    /// (its effect on logits and perplexity is measured by the perplexity experiment).
+    Int8,
+}
+
+impl HeadKind {
+    pub fn parse(s: &str) -> Result<HeadKind> {
+        match s {
+            "bf16" => Ok(HeadKind::Bf16),
+            "int8" => Ok(HeadKind::Int8),
+            o => Err(Error::Invalid(format!(
+                "--head `{o}`: expected bf16 or int8"
+            ))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            HeadKind::Bf16 => "bf16",
+            HeadKind::Int8 => "int8",
+        }
+    }
+}
+
+/// An int8 copy of the output head: `q[r][c] = round(e[r][c] · s_r)`, `s_r = 127 / max|e[r]|`,
+/// so `logit ≈ (Σ_c q[r][c] · q_x[c]) / (s_r · s_x)`.
+#[derive(Debug)]
+pub struct Int8Head {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<i8>,
+    pub scales: Vec<f32>,
+}
+
+impl Int8Head {
+    pub fn from_bf16(m: &Bf16Matrix) -> Int8Head {
+        let (rows, cols) = (m.rows, m.cols);
+        let mut data = vec![0i8; rows * cols];
+        let mut scales = vec![0f32; rows];
+        data.par_chunks_mut(cols)
+            .zip(scales.par_iter_mut())
+            .enumerate()
+            .for_each(|(r, (q, s))| {
+                let row: Vec<f32> = m
+                    .row(r)
+                    .iter()
+                    .map(|&b| half::bf16::from_bits(b).to_f32())
+                    .collect();
+                *s = quant::quantize_row(&row, q).0;
+            });
+        Int8Head {
+            rows,
+            cols,
+            data,
+            scales,
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.data.len() + 4 * self.scales.len()
+    }
+}
+
 /// Options for [`Model::load`].
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
@@ -213,6 +318,10 @@ pub struct LoadOptions {
     pub threads: Option<usize>,
     /// Precompute checksums for runtime verification.
     pub checksums: bool,
+    /// Output head precision.
+    pub head: HeadKind,
+    /// Activation precision of the projections (int8 is BitNet b1.58).
+    pub acts: ActPrecision,
 }
 
 impl Default for LoadOptions {
@@ -222,6 +331,8 @@ impl Default for LoadOptions {
             kernel: None,
             threads: None,
             checksums: false,
+            head: HeadKind::Bf16,
+            acts: ActPrecision::Int(8),
         }
     }
 }
@@ -243,6 +354,10 @@ pub struct Model {
     pub embed: Bf16Matrix, // [vocab][hidden]
     /// Untied output head (`lm_head.weight`), when the checkpoint has one.
     pub lm_head: Option<Bf16Matrix>,
+    /// The int8 head, when loaded with [`HeadKind::Int8`].
+    pub head_int8: Option<Int8Head>,
+    /// How projection inputs are quantized (see [`ActPrecision`]).
+    pub acts: ActPrecision,
     pub layers: Vec<Layer>,
     pub norm: Vec<f32>, // [hidden]
     pub rope: rope::Rope,
@@ -354,6 +469,7 @@ impl Model {
         };
         Ok(finish(
             config,
+            opts,
             layout,
             kernel,
             pool,
@@ -420,6 +536,7 @@ impl Model {
                         weight,
                         scale: p.scale,
                         checks,
+                        dense: Default::default(),
                     })
                 })
                 .collect::<Result<Vec<_>>>()
@@ -430,6 +547,7 @@ impl Model {
         };
         Ok(finish(
             config,
+            opts,
             layout,
             kernel,
             pool,
@@ -455,6 +573,14 @@ impl Model {
             .flat_map(|l| l.linears())
             .map(|p| p.weight.storage_bytes())
             .sum()
+    }
+
+    /// Bytes the output head reads per token (bf16 matrix or the int8 copy).
+    pub fn head_bytes(&self) -> usize {
+        match &self.head_int8 {
+            Some(h) => h.bytes(),
+            None => self.head().data().len() * 2,
+        }
     }
 
     /// The output head matrix (tied embedding unless the checkpoint has `lm_head.weight`).
@@ -507,6 +633,7 @@ fn runtime(opts: &LoadOptions) -> Result<(Kernel, rayon::ThreadPool)> {
 #[allow(clippy::too_many_arguments)]
 fn finish(
     config: Config,
+    opts: &LoadOptions,
     layout: LayoutKind,
     kernel: Kernel,
     pool: rayon::ThreadPool,
@@ -515,10 +642,14 @@ fn finish(
     norm: Vec<f32>,
     norms: Vec<[Vec<f32>; 4]>,
     mut linears: Vec<Linear>,
-    times: LoadTimes,
+    mut times: LoadTimes,
     checkpoint_bytes: usize,
 ) -> Model {
     let c = &config;
+    let t = Instant::now();
+    let head_int8 = (opts.head == HeadKind::Int8)
+        .then(|| pool.install(|| Int8Head::from_bf16(lm_head.as_ref().unwrap_or(&embed))));
+    times.convert += t.elapsed();
     let mut layers = Vec::with_capacity(c.num_layers);
     let mut it = linears.drain(..);
     for [input_norm, post_attn_norm, attn_sub_norm, ffn_sub_norm] in norms {
@@ -541,11 +672,13 @@ fn finish(
     let rope = rope::Rope::new(c.head_dim, c.rope_theta, c.max_position_embeddings);
     Model {
         checkpoint_bytes,
+        acts: opts.acts,
         config,
         layout,
         kernel,
         embed,
         lm_head,
+        head_int8,
         layers,
         norm,
         rope,
@@ -626,13 +759,15 @@ fn convert_projection(
     let wname = format!("{}.weight", j.name);
     let (weight, scale, dense): (Box<dyn TernaryLayout>, Scale, Option<Ternary>) = match mode {
         QuantMode::PackedMultiply | QuantMode::PackedDivide => {
-            let bytes = ck.bytes(ck.get(&wname)?);
+            let tref = ck.get(&wname)?;
+            let bytes = ck.bytes(tref);
             let w = layout
                 .from_hf_packed(kernel, bytes, j.rows, j.cols)
                 .map_err(|e| Error::BadTensor {
                     name: wname.clone(),
                     msg: e.to_string(),
                 })?;
+            ck.release(tref);
             let s = stored_scale.expect("checked");
             let scale = if mode == QuantMode::PackedMultiply {
                 Scale::Multiply(s)
@@ -663,5 +798,6 @@ fn convert_projection(
         weight,
         scale,
         checks,
+        dense: Default::default(),
     })
 }

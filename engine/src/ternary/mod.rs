@@ -70,6 +70,9 @@ impl<'a> Acts<'a> {
 pub struct ActBuf {
     pub data: Vec<i8>,
     pub sums: Vec<i32>,
+    /// The unquantized rows (`[batch][cols]`), only in the f32-activation research mode
+    /// ([`crate::quant::ActPrecision::F32`]); empty otherwise, and then `data` is the input.
+    pub float: Vec<f32>,
     pub batch: usize,
     pub cols: usize,
     pub stride: usize,
@@ -101,6 +104,7 @@ impl ActBuf {
         self.data.resize(batch * self.stride, 0);
         self.sums.clear();
         self.sums.resize(batch, 0);
+        self.float.clear();
     }
 
     pub fn view(&self) -> Acts<'_> {

@@ -289,6 +289,46 @@ pub fn time(
     }
 }
 
+/// Time several closures *interleaved*: after `warmup` calls each, run `rounds` rounds in
+/// which every closure is called once in turn (A B C A B C …), so slow drift of a shared
+/// machine hits all of them alike and their ratios stay fair. Stops early (after at least
+/// three rounds) when `budget` is spent.
+pub fn time_interleaved(
+    fs: &mut [&mut dyn FnMut()],
+    warmup: usize,
+    rounds: usize,
+    budget: Duration,
+) -> Vec<Timing> {
+    for f in fs.iter_mut() {
+        for _ in 0..warmup {
+            f();
+        }
+    }
+    let start = Instant::now();
+    let mut v: Vec<Vec<f64>> = vec![Vec::new(); fs.len()];
+    for round in 0..rounds.max(1) {
+        for (i, f) in fs.iter_mut().enumerate() {
+            let t = Instant::now();
+            f();
+            v[i].push(t.elapsed().as_secs_f64());
+        }
+        if round >= 2 && start.elapsed() > budget {
+            break;
+        }
+    }
+    v.into_iter()
+        .map(|mut s| {
+            s.sort_by(f64::total_cmp);
+            Timing {
+                reps: s.len(),
+                min: s[0],
+                median: s[s.len() / 2],
+                max: s[s.len() - 1],
+            }
+        })
+        .collect()
+}
+
 /// Machine probes, run inside the rayon pool whose thread count they should use.
 pub mod probe {
     /// Read bandwidth (bytes/s) over a buffer far beyond the last-level cache.
@@ -356,4 +396,28 @@ pub fn thread_counts(mode: Mode) -> Vec<usize> {
             v
         }
     }
+}
+
+/// A synthesized model of `preset`, written once.
+pub fn ensure_model(
+    dir: &std::path::Path,
+    preset: rotor::synth::Preset,
+) -> anyhow::Result<std::path::PathBuf> {
+    let out = dir.join(preset.name());
+    if !out.join("model.safetensors").exists() {
+        eprintln!(
+            "  synthesizing {} model into {}",
+            preset.name(),
+            out.display()
+        );
+        rotor::synth::synth(&rotor::synth::SynthOptions {
+            preset,
+            seed: 0,
+            out: out.clone(),
+            variant: rotor::synth::Variant::Packed,
+            force: true,
+            progress: false,
+        })?;
+    }
+    Ok(out)
 }

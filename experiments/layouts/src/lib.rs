@@ -41,6 +41,10 @@ struct Plan {
     counts: Vec<usize>,
     dram_bytes: usize,
     batches: Vec<usize>,
+    /// Interleaved rounds (each round times every layout × kernel once) and time budgets.
+    dram_rounds: usize,
+    dram_budget: Duration,
+    hot_rounds: usize,
     hot_budget: Duration,
 }
 
@@ -51,7 +55,10 @@ fn plan(mode: Mode) -> Plan {
             counts: vec![2, 1],
             dram_bytes: 4 << 20,
             batches: vec![1, 8],
-            hot_budget: Duration::from_millis(5),
+            dram_rounds: 3,
+            dram_budget: Duration::from_millis(50),
+            hot_rounds: 3,
+            hot_budget: Duration::from_millis(50),
         },
         Mode::Quick => Plan {
             shapes: SHAPES
@@ -61,7 +68,10 @@ fn plan(mode: Mode) -> Plan {
             counts: COUNTS.to_vec(),
             dram_bytes: 192 << 20,
             batches: vec![1, 8, 64],
-            hot_budget: Duration::from_millis(150),
+            dram_rounds: 9,
+            dram_budget: Duration::from_secs(6),
+            hot_rounds: 41,
+            hot_budget: Duration::from_secs(3),
         },
         Mode::Full => Plan {
             shapes: SHAPES
@@ -71,7 +81,10 @@ fn plan(mode: Mode) -> Plan {
             counts: COUNTS.to_vec(),
             dram_bytes: 512 << 20,
             batches: vec![1, 8, 64],
-            hot_budget: Duration::from_millis(600),
+            dram_rounds: 21,
+            dram_budget: Duration::from_secs(30),
+            hot_rounds: 201,
+            hot_budget: Duration::from_secs(10),
         },
     }
 }
@@ -238,6 +251,20 @@ pub fn run(args: &[String]) -> Result<()> {
                 r.threads = th;
             }),
         )?;
+        // A copy into fresh memory (page faults included), as every conversion allocates.
+        let memcpy_alloc = pl.install(|| {
+            time(0, 3, 10, Duration::from_secs(1), || {
+                let v: Vec<Vec<u8>> = mats.par_iter().map(|m| m.2.to_vec()).collect();
+                std::hint::black_box(&v);
+            })
+        });
+        csv.write(
+            Row::timed("convert_model_s", &memcpy_alloc, "s", |s| s).with(|r| {
+                r.layout = "memcpy+alloc".into();
+                r.shape = "2b4t".into();
+                r.threads = th;
+            }),
+        )?;
         for &l in &layouts {
             let k = l.best_kernel();
             let t = pl.install(|| {
@@ -263,18 +290,34 @@ pub fn run(args: &[String]) -> Result<()> {
                     r.threads = th;
                 }),
             )?;
+            csv.write(
+                Row::value(
+                    "convert_vs_memcpy_alloc",
+                    t.median / memcpy_alloc.median,
+                    "ratio",
+                )
+                .with(|r| {
+                    r.layout = l.name().into();
+                    r.kernel = k.name().into();
+                    r.shape = "2b4t".into();
+                    r.threads = th;
+                }),
+            )?;
             eprintln!(
-                "    {th}t {:<13} {:>7.3} s  ({:.2}× memcpy {:.3} s)",
+                "    {th}t {:<13} {:>7.3} s  ({:.2}× memcpy {:.3} s, {:.2}× alloc+memcpy {:.3} s)",
                 l.name(),
                 t.median,
                 t.median / memcpy.median,
-                memcpy.median
+                memcpy.median,
+                t.median / memcpy_alloc.median,
+                memcpy_alloc.median
             );
         }
     }
     drop(mats);
 
-    // --- kernels
+    // --- kernels: every (layout, kernel) pair of a shape is timed interleaved, round by round,
+    // so the ratios between layouts are measured under the same machine conditions.
     for (si, (sname, out, cols)) in p.shapes.iter().enumerate() {
         let shape = format!("{out}x{cols}");
         let small = random_ternary(*out, *cols, Rng::seed_from(&[seed, 100 + si as u64]));
@@ -292,105 +335,142 @@ pub fn run(args: &[String]) -> Result<()> {
             "  shape {sname} {shape} (DRAM: ×{k_tile} rows, {:.0} MB packed)",
             big_packed.len() as f64 / 1e6
         );
-        for &l in &layouts {
-            let hot = l.from_hf_packed(Kernel::scalar(), &small_packed, *out, *cols)?;
-            checks.check(hot.to_dense() == small, || {
+        let hot: Vec<Box<dyn TernaryLayout>> = layouts
+            .iter()
+            .map(|l| l.from_hf_packed(Kernel::scalar(), &small_packed, *out, *cols))
+            .collect::<Result<_, _>>()?;
+        for (l, h) in layouts.iter().zip(&hot) {
+            checks.check(h.to_dense() == small, || {
                 format!("{} conversion of {shape}", l.name())
             });
-            let big = l.from_hf_packed(l.best_kernel(), &big_packed, out * k_tile, *cols)?;
-            for &k in &kernels {
-                if !l.kernels().contains(&k.kind()) {
-                    continue;
-                }
-                for &th in &thread_counts(mode) {
-                    let pl = pool(th);
+        }
+        let big: Vec<Box<dyn TernaryLayout>> = layouts
+            .iter()
+            .map(|l| l.from_hf_packed(l.best_kernel(), &big_packed, out * k_tile, *cols))
+            .collect::<Result<_, _>>()?;
+        drop(big_packed);
+        // (layout index, kernel) pairs this CPU can run.
+        let pairs: Vec<(usize, Kernel)> = layouts
+            .iter()
+            .enumerate()
+            .flat_map(|(li, l)| {
+                kernels
+                    .iter()
+                    .filter(|k| l.kernels().contains(&k.kind()))
+                    .map(move |&k| (li, k))
+            })
+            .collect();
+        for &th in &thread_counts(mode) {
+            let pl = pool(th);
+            // DRAM-streamed GEMV (batch 1). Scalar kernels are slow: full mode only.
+            let sel: Vec<(usize, Kernel)> = pairs
+                .iter()
+                .copied()
+                .filter(|(_, k)| k.kind() != KernelKind::Scalar || mode != Mode::Quick)
+                .collect();
+            let x = &xs[0];
+            let mut ys: Vec<Vec<i32>> = sel.iter().map(|_| vec![0i32; out * k_tile]).collect();
+            let times = pl.install(|| {
+                let mut fs: Vec<Box<dyn FnMut() + '_>> = sel
+                    .iter()
+                    .zip(ys.iter_mut())
+                    .map(|(&(li, k), y)| {
+                        let w = big[li].as_ref();
+                        Box::new(move || parallel::gemm(w, k, &x.view(), y)) as Box<dyn FnMut()>
+                    })
+                    .collect();
+                let mut refs: Vec<&mut dyn FnMut()> = fs
+                    .iter_mut()
+                    .map(|f| f.as_mut() as &mut dyn FnMut())
+                    .collect();
+                harness::time_interleaved(&mut refs, 1, p.dram_rounds, p.dram_budget)
+            });
+            for ((&(li, k), t), y) in sel.iter().zip(&times).zip(&ys) {
+                let l = layouts[li];
+                let ok = y.chunks_exact(*out).all(|c| c == want[0].as_slice());
+                checks.check(ok, || {
+                    format!("{} × {} × {th}t DRAM GEMV {shape}", l.name(), k.name())
+                });
+                let bytes = big[li].storage_bytes() as f64;
+                let label = |r: &mut Row| {
+                    r.layout = l.name().into();
+                    r.kernel = k.name().into();
+                    r.shape = shape.clone();
+                    r.threads = th;
+                    r.variant = "dram".into();
+                    r.batch = 1;
+                };
+                csv.write(
+                    Row::timed("gemv_weight_gbs", t, "GB/s", |s| bytes / s / 1e9).with(label),
+                )?;
+                csv.write(
+                    Row::timed("gemv_gweights_s", t, "Gweights/s", |s| {
+                        (out * k_tile * cols) as f64 / s / 1e9
+                    })
+                    .with(label),
+                )?;
+                csv.write(
+                    Row::value(
+                        "roofline_fraction",
+                        bytes / t.median / read_bw[&th],
+                        "fraction",
+                    )
+                    .with(label),
+                )?;
+            }
+            // Hot GEMV / GEMM, interleaved per batch size.
+            for (bi, &b) in p.batches.iter().enumerate() {
+                let sel: Vec<(usize, Kernel)> = pairs
+                    .iter()
+                    .copied()
+                    .filter(|(_, k)| {
+                        !(k.kind() == KernelKind::Scalar && b > 1 && mode == Mode::Quick)
+                    })
+                    .collect();
+                let x = &xs[bi];
+                let mut ys: Vec<Vec<i32>> = sel.iter().map(|_| vec![0i32; out * b]).collect();
+                let times = pl.install(|| {
+                    let mut fs: Vec<Box<dyn FnMut() + '_>> = sel
+                        .iter()
+                        .zip(ys.iter_mut())
+                        .map(|(&(li, k), y)| {
+                            let w = hot[li].as_ref();
+                            Box::new(move || parallel::gemm(w, k, &x.view(), y)) as Box<dyn FnMut()>
+                        })
+                        .collect();
+                    let mut refs: Vec<&mut dyn FnMut()> = fs
+                        .iter_mut()
+                        .map(|f| f.as_mut() as &mut dyn FnMut())
+                        .collect();
+                    harness::time_interleaved(&mut refs, 2, p.hot_rounds, p.hot_budget)
+                });
+                for ((&(li, k), t), y) in sel.iter().zip(&times).zip(&ys) {
+                    let l = layouts[li];
+                    checks.check(*y == want[bi], || {
+                        format!("{} × {} × {th}t hot batch {b} {shape}", l.name(), k.name())
+                    });
+                    let macs = (out * cols * b) as f64;
                     let label = |r: &mut Row| {
                         r.layout = l.name().into();
                         r.kernel = k.name().into();
                         r.shape = shape.clone();
                         r.threads = th;
+                        r.variant = "hot".into();
+                        r.batch = b;
                     };
-                    // DRAM-streamed GEMV (batch 1).
-                    if k.kind() != KernelKind::Scalar || mode != Mode::Quick {
-                        let x = &xs[0];
-                        let mut y = vec![0i32; out * k_tile];
-                        let t = pl.install(|| {
-                            time(1, 3, 20, Duration::from_millis(800), || {
-                                parallel::gemm(big.as_ref(), k, &x.view(), &mut y)
-                            })
-                        });
-                        let ok = y.chunks_exact(*out).all(|c| c == want[0].as_slice());
-                        checks.check(ok, || {
-                            format!("{} × {} × {th}t DRAM GEMV {shape}", l.name(), k.name())
-                        });
-                        let bytes = big.storage_bytes() as f64;
-                        let gbs = bytes / t.median / 1e9;
+                    csv.write(
+                        Row::timed("gemm_gmacs", t, "GMAC/s", |s| macs / s / 1e9).with(label),
+                    )?;
+                    if b == 1 {
+                        let bytes = hot[li].storage_bytes() as f64;
                         csv.write(
-                            Row::timed("gemv_weight_gbs", &t, "GB/s", |s| bytes / s / 1e9).with(
-                                |r| {
-                                    label(r);
-                                    r.variant = "dram".into();
-                                    r.batch = 1;
-                                },
-                            ),
+                            Row::timed("gemv_weight_gbs", t, "GB/s", |s| bytes / s / 1e9)
+                                .with(label),
                         )?;
-                        csv.write(
-                            Row::timed("gemv_gweights_s", &t, "Gweights/s", |s| {
-                                (out * k_tile * cols) as f64 / s / 1e9
-                            })
-                            .with(|r| {
-                                label(r);
-                                r.variant = "dram".into();
-                                r.batch = 1;
-                            }),
-                        )?;
-                        csv.write(
-                            Row::value("roofline_fraction", gbs * 1e9 / read_bw[&th], "fraction")
-                                .with(|r| {
-                                    label(r);
-                                    r.variant = "dram".into();
-                                    r.batch = 1;
-                                }),
-                        )?;
-                    }
-                    // Hot GEMV / GEMM.
-                    for (bi, &b) in p.batches.iter().enumerate() {
-                        if k.kind() == KernelKind::Scalar && b > 1 && mode == Mode::Quick {
-                            continue;
-                        }
-                        let x = &xs[bi];
-                        let mut y = vec![0i32; out * b];
-                        let t = pl.install(|| {
-                            time(2, 5, 2000, p.hot_budget, || {
-                                parallel::gemm(hot.as_ref(), k, &x.view(), &mut y)
-                            })
-                        });
-                        checks.check(y == want[bi], || {
-                            format!("{} × {} × {th}t hot batch {b} {shape}", l.name(), k.name())
-                        });
-                        let macs = (out * cols * b) as f64;
-                        csv.write(
-                            Row::timed("gemm_gmacs", &t, "GMAC/s", |s| macs / s / 1e9).with(|r| {
-                                label(r);
-                                r.variant = "hot".into();
-                                r.batch = b;
-                            }),
-                        )?;
-                        if b == 1 {
-                            let bytes = hot.storage_bytes() as f64;
-                            csv.write(
-                                Row::timed("gemv_weight_gbs", &t, "GB/s", |s| bytes / s / 1e9)
-                                    .with(|r| {
-                                        label(r);
-                                        r.variant = "hot".into();
-                                        r.batch = 1;
-                                    }),
-                            )?;
-                        }
                     }
                 }
             }
-            report_line(&csv, l);
+            eprintln!("    {th} thread(s): {} pairs timed", pairs.len());
         }
     }
     eprintln!(
@@ -400,10 +480,6 @@ pub fn run(args: &[String]) -> Result<()> {
         t_start.elapsed().as_secs_f64()
     );
     checks.finish("layouts")
-}
-
-fn report_line(_csv: &Csv, l: LayoutKind) {
-    eprintln!("    {} done", l.name());
 }
 
 fn module_doc() -> &'static str {

@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use harness::{Checks, Csv, Mode, Row, RunMeta, thread_counts};
+use harness::{Checks, Csv, Mode, Row, RunMeta, ensure_model, thread_counts};
 use rotor::model::{KvCache, LoadOptions, Logits, Model, Scale, State, VerifyCtx};
 use rotor::sample::Rng;
-use rotor::synth::{Preset, SynthOptions, Variant, synth};
+use rotor::synth::Preset;
 use rotor::ternary::{ActBuf, LayoutKind};
 use rotor::verify::{Checksums, Fault, Policy, Site, VerifyStats, faulty_product, float_ratio};
 
@@ -31,27 +31,6 @@ fn models_dir(args: &[String]) -> PathBuf {
         .unwrap_or_else(|| harness::workspace_root().join("target/models"))
 }
 
-/// A synthesized model of `preset`, written once.
-pub fn ensure_model(dir: &Path, preset: Preset) -> Result<PathBuf> {
-    let out = dir.join(preset.name());
-    if !out.join("model.safetensors").exists() {
-        eprintln!(
-            "  synthesizing {} model into {}",
-            preset.name(),
-            out.display()
-        );
-        synth(&SynthOptions {
-            preset,
-            seed: 0,
-            out: out.clone(),
-            variant: Variant::Packed,
-            force: true,
-            progress: false,
-        })?;
-    }
-    Ok(out)
-}
-
 fn load(dir: &Path, threads: usize, checksums: bool) -> Result<Model> {
     Model::load(
         dir,
@@ -60,6 +39,7 @@ fn load(dir: &Path, threads: usize, checksums: bool) -> Result<Model> {
             kernel: None,
             threads: Some(threads),
             checksums,
+            ..Default::default()
         },
     )
     .with_context(|| format!("loading {}", dir.display()))
@@ -210,6 +190,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 kernel: None,
                 threads: None,
                 checksums: true,
+                ..Default::default()
             },
         )?;
         let tokens: Vec<u32> = (0..16)

@@ -151,6 +151,7 @@ pub struct Rec {
     pub value: f64,
     pub min: f64,
     pub max: f64,
+    pub reps: i64,
 }
 
 pub fn records(df: &DataFrame) -> Result<Vec<Rec>> {
@@ -161,7 +162,7 @@ pub fn records(df: &DataFrame) -> Result<Vec<Rec>> {
         strings(df, "shape")?,
         strings(df, "metric")?,
     );
-    let (t, b) = (ints(df, "threads")?, ints(df, "batch")?);
+    let (t, b, r) = (ints(df, "threads")?, ints(df, "batch")?, ints(df, "reps")?);
     let (val, lo, hi) = (floats(df, "value")?, floats(df, "min")?, floats(df, "max")?);
     Ok((0..df.height())
         .map(|i| Rec {
@@ -175,6 +176,7 @@ pub fn records(df: &DataFrame) -> Result<Vec<Rec>> {
             value: val[i],
             min: lo[i],
             max: hi[i],
+            reps: r[i],
         })
         .collect())
 }

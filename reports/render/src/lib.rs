@@ -8,7 +8,11 @@
 pub mod charts;
 pub mod data;
 pub mod layouts;
+pub mod magnitude;
+pub mod peers;
+pub mod perplexity;
 pub mod report;
+pub mod speed;
 pub mod verification;
 
 use std::path::Path;
@@ -22,7 +26,11 @@ pub fn run(results: &Path, figures: &Path, readme: Option<&Path>) -> Result<Vec<
     let df = data::load(results)?;
     let mut sections = vec![];
     sections.extend(layouts::render(&df, figures)?);
+    sections.extend(magnitude::render(&df, figures)?);
+    sections.extend(peers::render(&df, figures)?);
     sections.extend(verification::render(&df, figures)?);
+    sections.extend(speed::render(&df, figures)?);
+    sections.extend(perplexity::render(&df, figures)?);
     let names: Vec<String> = sections.iter().map(|s| s.0.clone()).collect();
     if let Some(r) = readme {
         let missing = report::update_readme(r, &sections)?;
