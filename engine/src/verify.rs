@@ -91,9 +91,14 @@ pub struct Checksums {
     pub col: Vec<i32>,
     /// `w[j] = Σ_i (i+1) · t[i][j]`.
     pub weighted: Vec<i64>,
-    /// `q[j] = Σ_i (i+1)² · t[i][j]`: confirms a single-error correction (two checksums alone
-    /// let some multi-output error patterns pass as a single error). Used only on mismatch.
-    pub quadratic: Vec<i64>,
+    /// `k[j] = Σ_i h(i) · t[i][j]` with a fixed pseudo-random 31-bit weight `h(i)` per row
+    /// ([`confirm_weight`]): confirms a single-error correction. Two checksums alone let some
+    /// multi-output error patterns pass as a single error, and so, rarely, does any polynomial
+    /// weight: the verification experiment caught `(i+1)²` accepting a corrupted activation in
+    /// a 64-row projection (its error pattern is a whole weight column) as one wrong output.
+    /// With unstructured weights such a pattern passes with probability about 2^-31. Used only
+    /// on mismatch.
+    pub confirm: Vec<i64>,
     /// Whether [`expected`](Self::expected) may sum in f64 (exact while rows²·cols < 2^46).
     exact_f64: bool,
 }
@@ -102,27 +107,27 @@ impl Checksums {
     pub fn new(t: &Ternary) -> Checksums {
         let mut col = vec![0i32; t.cols()];
         let mut weighted = vec![0i64; t.cols()];
-        let mut quadratic = vec![0i64; t.cols()];
+        let mut confirm = vec![0i64; t.cols()];
         for i in 0..t.rows() {
-            let w = i as i64 + 1;
+            let (w, h) = (i as i64 + 1, confirm_weight(i));
             for (j, &v) in t.row(i).iter().enumerate() {
                 col[j] += v as i32;
                 weighted[j] += w * v as i64;
-                quadratic[j] += w * w * v as i64;
+                confirm[j] += h * v as i64;
             }
         }
         let (r, c) = (t.rows() as f64, t.cols() as f64);
         Checksums {
             col,
             weighted,
-            quadratic,
+            confirm,
             exact_f64: r * r * c < 2f64.powi(46),
         }
     }
 
-    /// `Σ_j q[j]·x[j]` in i128 (cold path).
-    fn expected_quadratic(&self, x: &[i8]) -> i128 {
-        self.quadratic
+    /// `Σ_j k[j]·x[j]` in i128 (cold path).
+    fn expected_confirm(&self, x: &[i8]) -> i128 {
+        self.confirm
             .iter()
             .zip(x)
             .map(|(&q, &v)| q as i128 * v as i128)
@@ -215,7 +220,7 @@ impl Checksums {
                     let old = y[r * batch + b];
                     y[r * batch + b] = (old as i64 - e) as i32;
                     if sums(y, rows, batch, b) == (want, want_w)
-                        && quadratic_sum(y, rows, batch, b) == self.expected_quadratic(xr)
+                        && confirm_sum(y, rows, batch, b) == self.expected_confirm(xr)
                     {
                         stats.corrected.fetch_add(1, Ordering::Relaxed);
                         continue;
@@ -247,12 +252,20 @@ impl Checksums {
     }
 }
 
-fn quadratic_sum(y: &[i32], rows: usize, batch: usize, b: usize) -> i128 {
+/// The confirmation weight of row `i`: SplitMix64 of `i`, kept to 31 bits and odd (never 0).
+/// Bounds: `|k[j]| ≤ rows · 2^31 < 2^48`; `Σ_i h(i)·y[i]` over 2^17 rows of |y| < 2^20 < 2^68,
+/// summed in i128.
+pub fn confirm_weight(i: usize) -> i64 {
+    let mut z = (i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    ((z & 0x7FFF_FFFF) | 1) as i64
+}
+
+fn confirm_sum(y: &[i32], rows: usize, batch: usize, b: usize) -> i128 {
     (0..rows)
-        .map(|r| {
-            let w = r as i128 + 1;
-            w * w * y[r * batch + b] as i128
-        })
+        .map(|r| confirm_weight(r) as i128 * y[r * batch + b] as i128)
         .sum()
 }
 
@@ -508,5 +521,39 @@ mod tests {
             0
         );
         assert_eq!(stats.snapshot()[1], 0);
+    }
+
+    #[test]
+    fn a_column_error_that_mimics_a_single_error_is_recomputed_not_miscorrected() {
+        // Column 0 holds +1 at (1-based) rows 1, 5, 6, 10 and −1 at rows 2, 3, 7. A corrupted
+        // activation x[0] + 1 moves exactly those outputs: plain sum +1, weighted sum
+        // 1+5+6+10−2−3−7 = 10, and {1,5,6} / {2,3,7} have equal sums and equal sums of squares
+        // (Prouhet–Tarry–Escott), so Σ(i+1)²·Δy = 100 = 10² too: every polynomial check up to
+        // degree 2 reads it as "row 10 is off by one". The correction must not believe it.
+        let mut t = Ternary::from_fn(16, 8, |r, c| ((r * 7 + c * 3) % 3) as i8 - 1);
+        for r in 0..16 {
+            t.set(r, 0, 0);
+        }
+        for (r, v) in [(1, 1), (5, 1), (6, 1), (10, 1), (2, -1), (3, -1), (7, -1)] {
+            t.set(r - 1, 0, v);
+        }
+        let x: Vec<i8> = (0..8).map(|j| (j as i8 - 3) * 9).collect();
+        let clean = ActBuf::from_rows(&x, 1, 8);
+        let mut bad = x.clone();
+        bad[0] += 1;
+        let want = t.gemm_oracle(&clean.view());
+        let mut y = t.gemm_oracle(&ActBuf::from_rows(&bad, 1, 8).view());
+        let (dy, dw): (i64, i64) = (0..16).fold((0, 0), |(s, w), r| {
+            let d = (y[r] - want[r]) as i64;
+            (s + d, w + (r as i64 + 1) * d)
+        });
+        assert_eq!((dy, dw), (1, 10), "the pattern looks like one error at row 10");
+        let c = Checksums::new(&t);
+        let w = LayoutKind::ROTOR_DEFAULT.from_dense(&t);
+        let stats = VerifyStats::default();
+        assert_eq!(c.check(Policy::Correct, w.as_ref(), &clean.view(), &mut y, &stats), 1);
+        assert_eq!(y, want, "restored by recomputation");
+        let [_, mismatches, corrected, recomputed, _] = stats.snapshot();
+        assert_eq!((mismatches, corrected, recomputed), (1, 0, 1));
     }
 }

@@ -50,7 +50,10 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c '
     echo "setup-llama: reusing $VENV (llama-cpp-python $VERSION)" >&2
     if ! grep -q llama_cpp_commit "$info" 2>/dev/null; then
         secs=$("$VENV/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1])).get("build_seconds", "null"))' "$info" 2>/dev/null || echo null)
-        write_info "$secs" "$(vendored_commit "$(fetch_sdist)")"
+        # Only from a kept sdist: downloading one now would build its build backend from
+        # source (pip's --no-binary applies to the whole build environment).
+        sd=$(ls "$VENV"/sdist/llama_cpp_python-"$VERSION".tar.gz 2>/dev/null || true)
+        write_info "$secs" "$(if [ -n "$sd" ]; then vendored_commit "$sd"; else echo unknown; fi)"
     fi
     echo "$VENV/bin/python"
     exit 0

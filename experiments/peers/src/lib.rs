@@ -9,8 +9,8 @@
 //!    load in llama.cpp through its Python binding with the model's vocabulary, width, depth and
 //!    head count, tokenize a sentence exactly as rotor's tokenizer does, and give finite
 //!    logits; and it must load in rotor and give the logits the safetensors checkpoint gives
-//!    (bit-identical for an f16 head made from bf16 values in f16's normal range; reported as a
-//!    maximum difference otherwise). A failed check makes the run exit non-zero.
+//!    (for an f16 head within 1e-4: bf16 values below 2^-17 are f16 subnormals and round; the
+//!    maximum difference is recorded; lossy heads are only reported). A failed check makes the run exit non-zero.
 //! 2. **Timing**, alternating engines A B A B: for each repetition, for each thread count, every
 //!    case runs once as its own process — `rotor bench --json` (load, one prefill warm-up,
 //!    `--runs` timed prefills of `--prompt-tokens`, `--runs` timed greedy decodes of
@@ -111,7 +111,7 @@ pub fn plan(mode: Mode) -> Plan {
             prompt_tokens: 128,
             gen_tokens: 32,
             runs: 3,
-            rotor_layouts: vec!["rotor".into()],
+            rotor_layouts: vec!["rotor".into(), "hf_packed".into()],
             gguf: vec![
                 GgufCase {
                     weights: "tq2_0",
@@ -459,9 +459,12 @@ fn check_files(o: &Opts, checks: &mut Checks) -> Result<Value> {
             )
         });
         if g.head == "f16" {
-            checks.check(maxdiff == 0.0, || {
+            // bf16 → f16 is exact for |v| ≥ 2^-17 (f16's subnormal spacing is 2^-24); the few
+            // embedding values below that round, which moves a logit by ~1e-6. Anything
+            // larger is a wrong file.
+            checks.check(maxdiff <= 1e-4, || {
                 format!(
-                    "rotor's logits from {} differ from the checkpoint's by {maxdiff:e} (f16 head should be exact)",
+                    "rotor's logits from {} differ from the checkpoint's by {maxdiff:e} (an f16 head of bf16 values may differ only by f16 subnormal rounding, ≤ 1e-4)",
                     file.display()
                 )
             });
