@@ -54,7 +54,11 @@ fn acts_strategy(batch: usize, cols: usize, seed: u64) -> ActBuf {
 }
 
 fn check_all(t: &Ternary, batch: usize, seed: u64) -> Result<(), TestCaseError> {
-    let x = acts_strategy(batch, t.cols(), seed);
+    check_all_with(t, &acts_strategy(batch, t.cols(), seed))
+}
+
+fn check_all_with(t: &Ternary, x: &ActBuf) -> Result<(), TestCaseError> {
+    let batch = x.batch;
     let want = t.gemm_oracle(&x.view());
     for kind in LayoutKind::all() {
         if kind == LayoutKind::HfPacked && t.rows() % 4 != 0 {
@@ -187,6 +191,32 @@ fn model_shapes_are_exact() {
         });
         for batch in [1, 8] {
             check_all(&t, batch, rows as u64 * 31 + batch as u64).unwrap();
+        }
+    }
+}
+
+/// The accumulator bounds written beside each kernel, at their worst case: rows as long as the
+/// model's longest (6912) and beyond, every weight +1 (or −1, or alternating), every activation
+/// at an extreme (127, −128, −127, or alternating 127/−128). Random data never gets near these
+/// bounds (its sums are random walks), so an i16 accumulator flushed too rarely passes every
+/// random test; this one fails it (checked by hand: flushing the AVX2 rotor kernel's i16
+/// accumulator every 64 words instead of 16 passes the proptests and fails here).
+#[test]
+fn worst_case_sums_stay_within_the_accumulator_bounds() {
+    for cols in [6912, 8192 + 37] {
+        for w in [1i8, -1, 0] {
+            // w = 0 stands for alternating +1/−1 by column.
+            let t = Ternary::from_fn(8, cols, |_, c| if w == 0 { [1, -1][c % 2] } else { w });
+            for a in [127i8, -128, -127, 0] {
+                // a = 0 stands for alternating 127/−128.
+                let row: Vec<i8> = (0..cols)
+                    .map(|c| if a == 0 { [127, -128][c % 2] } else { a })
+                    .collect();
+                for batch in [1, 5] {
+                    let rows: Vec<i8> = row.iter().copied().cycle().take(batch * cols).collect();
+                    check_all_with(&t, &ActBuf::from_rows(&rows, batch, cols)).unwrap();
+                }
+            }
         }
     }
 }
