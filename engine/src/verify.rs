@@ -547,11 +547,18 @@ mod tests {
             let d = (y[r] - want[r]) as i64;
             (s + d, w + (r as i64 + 1) * d)
         });
-        assert_eq!((dy, dw), (1, 10), "the pattern looks like one error at row 10");
+        assert_eq!(
+            (dy, dw),
+            (1, 10),
+            "the pattern looks like one error at row 10"
+        );
         let c = Checksums::new(&t);
         let w = LayoutKind::ROTOR_DEFAULT.from_dense(&t);
         let stats = VerifyStats::default();
-        assert_eq!(c.check(Policy::Correct, w.as_ref(), &clean.view(), &mut y, &stats), 1);
+        assert_eq!(
+            c.check(Policy::Correct, w.as_ref(), &clean.view(), &mut y, &stats),
+            1
+        );
         assert_eq!(y, want, "restored by recomputation");
         let [_, mismatches, corrected, recomputed, _] = stats.snapshot();
         assert_eq!((mismatches, corrected, recomputed), (1, 0, 1));

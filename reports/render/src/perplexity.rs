@@ -35,7 +35,9 @@ pub fn render(all: &DataFrame, figures: &Path) -> Result<Vec<(String, String)>> 
         let ppl_rows: Vec<&Rec> = mine
             .iter()
             .copied()
-            .filter(|r| r.metric == "ppl" && &r.shape == shape && !r.variant.starts_with("baseline"))
+            .filter(|r| {
+                r.metric == "ppl" && &r.shape == shape && !r.variant.starts_with("baseline")
+            })
             .collect();
         let same = |a: &Rec, m: &str| {
             mine.iter().copied().find(|r| {
