@@ -49,12 +49,24 @@ impl Mode {
 
 /// `--out DIR` from the command line, else `reports/results` at the workspace root.
 pub fn results_root(args: &[String]) -> PathBuf {
-    if let Some(i) = args.iter().position(|a| a == "--out")
-        && let Some(p) = args.get(i + 1)
-    {
-        return PathBuf::from(p);
-    }
-    workspace_root().join("reports/results")
+    arg_value(args, "--out")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("reports/results"))
+}
+
+/// Where synthesized models go: `--models DIR`, else `target/models` in the workspace.
+pub fn models_root(args: &[String]) -> PathBuf {
+    arg_value(args, "--models")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/models"))
+}
+
+/// The value after flag `name` (`--name VALUE`), if given.
+pub fn arg_value(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 /// The workspace root (two levels above this crate at build time; the current directory if

@@ -70,13 +70,6 @@ pub struct Scored {
     pub checked: u64,
 }
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
 /// The models this run scores: the shipped one always, the real one when given.
 pub fn subjects(args: &[String], mode: Mode) -> Result<Vec<Subject>> {
     let root = harness::workspace_root();
@@ -95,8 +88,8 @@ pub fn subjects(args: &[String], mode: Mode) -> Result<Vec<Subject>> {
         ctx: if mode == Mode::Tiny { 64 } else { 256 },
         full_grid: true,
     }];
-    let model = arg(args, "--model").or_else(|| std::env::var("ROTOR_MODEL").ok());
-    let text = arg(args, "--text").or_else(|| std::env::var("ROTOR_WIKITEXT").ok());
+    let model = harness::arg_value(args, "--model").or_else(|| std::env::var("ROTOR_MODEL").ok());
+    let text = harness::arg_value(args, "--text").or_else(|| std::env::var("ROTOR_WIKITEXT").ok());
     match (model, text) {
         (Some(m), Some(t)) => {
             let dir = PathBuf::from(m);
@@ -285,7 +278,7 @@ pub fn run(args: &[String]) -> Result<()> {
             all.len()
         );
         let mut reference_nll: Option<f64> = None;
-        let mut vocab = 0;
+        let vocab = tok.vocab_size();
         for (i, c) in all.iter().enumerate() {
             let s = score(&subj.dir, &tokens, c, &opts).with_context(|| {
                 format!("{} {} {}", c.variant, c.layout.name(), c.kernel.name())
@@ -356,7 +349,6 @@ pub fn run(args: &[String]) -> Result<()> {
                 csv.write(base("mismatches", s.mismatches as f64, "count"))?;
                 csv.write(base("products_checked", s.checked as f64, "count"))?;
             }
-            vocab = tok.vocab_size();
         }
         // Baselines.
         let baseline = |name: &str, v: f64| {

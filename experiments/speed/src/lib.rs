@@ -35,14 +35,6 @@ fn rotor_bin() -> Result<PathBuf> {
     )
 }
 
-fn models_dir(args: &[String]) -> PathBuf {
-    args.iter()
-        .position(|a| a == "--models")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| harness::workspace_root().join("target/models"))
-}
-
 struct Config {
     layout: LayoutKind,
     kernel: Kernel,
@@ -57,7 +49,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut csv = Csv::create(&root, &meta, "speed")?;
     let mut checks = Checks::default();
     let bin = rotor_bin()?;
-    let mdir = models_dir(args);
+    let mdir = harness::models_root(args);
     let t0 = Instant::now();
     let (models, prompt, gen_tokens, runs): (Vec<Preset>, usize, usize, usize) = match mode {
         Mode::Tiny => (vec![Preset::Tiny], 16, 8, 2),

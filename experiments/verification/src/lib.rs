@@ -12,7 +12,7 @@
 //!
 //! Models are synthesized into `--models DIR` (default `target/models`) when absent.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -22,14 +22,6 @@ use rotor::sample::Rng;
 use rotor::synth::Preset;
 use rotor::ternary::{ActBuf, LayoutKind};
 use rotor::verify::{Checksums, Fault, Policy, Site, VerifyStats, faulty_product, float_ratio};
-
-fn models_dir(args: &[String]) -> PathBuf {
-    args.iter()
-        .position(|a| a == "--models")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| harness::workspace_root().join("target/models"))
-}
 
 fn load(dir: &Path, threads: usize, checksums: bool) -> Result<Model> {
     Model::load(
@@ -81,7 +73,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let meta = RunMeta::capture("verification", mode, 11);
     let mut csv = Csv::create(&root, &meta, "verification")?;
     let mut checks = Checks::default();
-    let mdir = models_dir(args);
+    let mdir = harness::models_root(args);
     let t0 = Instant::now();
     let presets: Vec<Preset> = match mode {
         Mode::Tiny => vec![Preset::Tiny],

@@ -49,6 +49,30 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
+/// A chart that can draw itself on any plotters backend (SVG and PNG alike).
+pub trait Draw {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static;
+}
+
+/// Write `<stem>.svg` and `<stem>.png` of `chart` at `size` pixels.
+pub fn save_svg_png(chart: &impl Draw, stem: &Path, size: (u32, u32)) -> Result<()> {
+    let svg = stem.with_extension("svg");
+    let png = stem.with_extension("png");
+    {
+        let root = SVGBackend::new(&svg, size).into_drawing_area();
+        chart.draw(&root)?;
+        root.present().map_err(|e| anyhow!("{e}"))?;
+    }
+    {
+        let root = BitMapBackend::new(&png, size).into_drawing_area();
+        chart.draw(&root)?;
+        root.present().map_err(|e| anyhow!("{e}"))?;
+    }
+    Ok(())
+}
+
 /// One bar: value and an optional (min, max) error bar.
 #[derive(Clone, Copy, Debug)]
 pub struct Bar {
@@ -73,81 +97,7 @@ pub struct Grouped {
 impl Grouped {
     /// Write `<stem>.svg` and `<stem>.png`.
     pub fn save(&self, stem: &Path) -> Result<()> {
-        let svg = stem.with_extension("svg");
-        let png = stem.with_extension("png");
-        {
-            let root = SVGBackend::new(&svg, (1100, 620)).into_drawing_area();
-            self.draw(&root)?;
-            root.present().map_err(|e| anyhow!("{e}"))?;
-        }
-        {
-            let root = BitMapBackend::new(&png, (1100, 620)).into_drawing_area();
-            self.draw(&root)?;
-            root.present().map_err(|e| anyhow!("{e}"))?;
-        }
-        Ok(())
-    }
-
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
-    where
-        DB::ErrorType: 'static,
-    {
-        root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
-        let (top, body) = root.split_vertically(64);
-        top.draw(&Text::new(
-            self.title.clone(),
-            (20, 10),
-            (FontFamily::SansSerif, 22)
-                .into_font()
-                .style(FontStyle::Bold),
-        ))
-        .map_err(|e| anyhow!("{e:?}"))?;
-        top.draw(&Text::new(
-            self.subtitle.clone(),
-            (20, 40),
-            (FontFamily::SansSerif, 14)
-                .into_font()
-                .color(&RGBColor(90, 90, 90)),
-        ))
-        .map_err(|e| anyhow!("{e:?}"))?;
-        let ng = self.groups.len().max(1);
-        let ns = self.series.len().max(1);
-        let mut ymax = 0f64;
-        let mut ymin = f64::INFINITY;
-        for s in &self.values {
-            for b in s.iter().flatten() {
-                ymax = ymax.max(b.err.map_or(b.value, |e| e.1.max(b.value)));
-                ymin = ymin.min(b.err.map_or(b.value, |e| e.0.min(b.value)));
-            }
-        }
-        for (v, _) in &self.lines {
-            ymax = ymax.max(*v);
-            ymin = ymin.min(*v);
-        }
-        if !ymax.is_finite() || ymax <= 0.0 {
-            ymax = 1.0;
-        }
-        let x_range = 0f64..ng as f64;
-        let label_font = (FontFamily::SansSerif, 15).into_font();
-        if self.log_y {
-            let lo = (ymin.max(1e-9) / 2.0).max(ymax / 1e6);
-            let mut chart = ChartBuilder::on(&body)
-                .margin(16)
-                .x_label_area_size(70)
-                .y_label_area_size(80)
-                .build_cartesian_2d(x_range, (lo..ymax * 2.0).log_scale())
-                .map_err(|e| anyhow!("{e:?}"))?;
-            self.mesh_and_bars(&mut chart, lo, ng, ns, &label_font)?;
-        } else {
-            let mut chart = ChartBuilder::on(&body)
-                .margin(16)
-                .x_label_area_size(70)
-                .y_label_area_size(80)
-                .build_cartesian_2d(x_range, 0f64..ymax * 1.15)
-                .map_err(|e| anyhow!("{e:?}"))?;
-            self.mesh_and_bars(&mut chart, 0.0, ng, ns, &label_font)?;
-        }
-        Ok(())
+        save_svg_png(self, stem, (1100, 620))
     }
 
     fn mesh_and_bars<'a, DB: DrawingBackend + 'a, Y>(
@@ -237,6 +187,70 @@ impl Grouped {
     }
 }
 
+impl Draw for Grouped {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+        let (top, body) = root.split_vertically(64);
+        top.draw(&Text::new(
+            self.title.clone(),
+            (20, 10),
+            (FontFamily::SansSerif, 22)
+                .into_font()
+                .style(FontStyle::Bold),
+        ))
+        .map_err(|e| anyhow!("{e:?}"))?;
+        top.draw(&Text::new(
+            self.subtitle.clone(),
+            (20, 40),
+            (FontFamily::SansSerif, 14)
+                .into_font()
+                .color(&RGBColor(90, 90, 90)),
+        ))
+        .map_err(|e| anyhow!("{e:?}"))?;
+        let ng = self.groups.len().max(1);
+        let ns = self.series.len().max(1);
+        let mut ymax = 0f64;
+        let mut ymin = f64::INFINITY;
+        for s in &self.values {
+            for b in s.iter().flatten() {
+                ymax = ymax.max(b.err.map_or(b.value, |e| e.1.max(b.value)));
+                ymin = ymin.min(b.err.map_or(b.value, |e| e.0.min(b.value)));
+            }
+        }
+        for (v, _) in &self.lines {
+            ymax = ymax.max(*v);
+            ymin = ymin.min(*v);
+        }
+        if !ymax.is_finite() || ymax <= 0.0 {
+            ymax = 1.0;
+        }
+        let x_range = 0f64..ng as f64;
+        let label_font = (FontFamily::SansSerif, 15).into_font();
+        if self.log_y {
+            let lo = (ymin.max(1e-9) / 2.0).max(ymax / 1e6);
+            let mut chart = ChartBuilder::on(&body)
+                .margin(16)
+                .x_label_area_size(70)
+                .y_label_area_size(80)
+                .build_cartesian_2d(x_range, (lo..ymax * 2.0).log_scale())
+                .map_err(|e| anyhow!("{e:?}"))?;
+            self.mesh_and_bars(&mut chart, lo, ng, ns, &label_font)?;
+        } else {
+            let mut chart = ChartBuilder::on(&body)
+                .margin(16)
+                .x_label_area_size(70)
+                .y_label_area_size(80)
+                .build_cartesian_2d(x_range, 0f64..ymax * 1.15)
+                .map_err(|e| anyhow!("{e:?}"))?;
+            self.mesh_and_bars(&mut chart, 0.0, ng, ns, &label_font)?;
+        }
+        Ok(())
+    }
+}
+
 /// A line chart: x numeric, one line per series.
 pub struct Lines {
     pub title: String,
@@ -249,21 +263,11 @@ pub struct Lines {
 
 impl Lines {
     pub fn save(&self, stem: &Path) -> Result<()> {
-        let svg = stem.with_extension("svg");
-        let png = stem.with_extension("png");
-        {
-            let root = SVGBackend::new(&svg, (1100, 620)).into_drawing_area();
-            self.draw(&root)?;
-            root.present().map_err(|e| anyhow!("{e}"))?;
-        }
-        {
-            let root = BitMapBackend::new(&png, (1100, 620)).into_drawing_area();
-            self.draw(&root)?;
-            root.present().map_err(|e| anyhow!("{e}"))?;
-        }
-        Ok(())
+        save_svg_png(self, stem, (1100, 620))
     }
+}
 
+impl Draw for Lines {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
     where
         DB::ErrorType: 'static,

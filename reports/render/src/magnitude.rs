@@ -11,7 +11,7 @@ use plotters::prelude::*;
 use plotters::style::FontFamily;
 use polars::prelude::DataFrame;
 
-use crate::charts::{Bar, Grouped, PALETTE};
+use crate::charts::{Bar, Draw, Grouped, PALETTE, save_svg_png};
 use crate::data::{self, Rec};
 use crate::report::{f, table};
 
@@ -113,21 +113,11 @@ struct Scatter {
 
 impl Scatter {
     fn save(&self, stem: &Path) -> Result<()> {
-        let svg = stem.with_extension("svg");
-        let png = stem.with_extension("png");
-        {
-            let root = SVGBackend::new(&svg, (1100, 680)).into_drawing_area();
-            self.draw(&root)?;
-            root.present().map_err(|e| anyhow!("{e}"))?;
-        }
-        {
-            let root = BitMapBackend::new(&png, (1100, 680)).into_drawing_area();
-            self.draw(&root)?;
-            root.present().map_err(|e| anyhow!("{e}"))?;
-        }
-        Ok(())
+        save_svg_png(self, stem, (1100, 680))
     }
+}
 
+impl Draw for Scatter {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
     where
         DB::ErrorType: 'static,
