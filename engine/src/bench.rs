@@ -119,7 +119,7 @@ pub fn run(model: &Model, o: &BenchOptions, stats: &VerifyStats) -> Result<Bench
     let bw = if o.measure_bandwidth {
         model
             .pool
-            .install(|| crate::sys::read_bandwidth(512 << 20, 3))
+            .install(|| crate::sys::read_bandwidth(1 << 30, 3))
     } else {
         f64::NAN
     };

@@ -146,6 +146,7 @@ pub fn quantize_batch_as(
         buf.sums[b] = sum;
         scales.push(s);
     }
+    buf.prepare_panels();
 }
 
 /// Absmean ternarization of a master weight tensor (`online` mode, transformers' `WeightQuant`).

@@ -232,6 +232,7 @@ impl Checksums {
             let one = Acts {
                 data: x.row(b),
                 sums: &x.sums[b..b + 1],
+                panels: &[],
                 batch: 1,
                 cols: x.cols,
                 stride: x.stride,
@@ -398,6 +399,7 @@ pub fn faulty_product(
             let old = *v;
             *v = ((*v as u8) ^ (1 << i)) as i8;
             x2.sums[b] += *v as i32 - old as i32;
+            x2.prepare_panels();
             parallel::gemm(layout, k, &x2.view(), acc);
         }
         Site::Accumulators => {

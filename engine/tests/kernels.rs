@@ -3,7 +3,7 @@
 //! activations including the extremes −128 and 127.
 
 use proptest::prelude::*;
-use rotor::kernels::{Kernel, parallel};
+use rotor::kernels::{Kernel, KernelKind, parallel};
 use rotor::ternary::{ActBuf, LayoutKind, Ternary, tq1};
 
 fn pool(threads: usize) -> rayon::ThreadPool {
@@ -53,6 +53,14 @@ fn acts_strategy(batch: usize, cols: usize, seed: u64) -> ActBuf {
     ActBuf::from_rows(&rows, batch, cols)
 }
 
+/// Every kernel this CPU runs natively, and the emulated instances of every family whose
+/// kernels are generic (AVX-512, VNNI, AMX), so their logic is checked on any machine.
+fn kernels_under_test() -> Vec<Kernel> {
+    let mut ks = Kernel::available();
+    ks.extend(KernelKind::ALL.into_iter().filter_map(Kernel::emulated));
+    ks
+}
+
 fn check_all(t: &Ternary, batch: usize, seed: u64) -> Result<(), TestCaseError> {
     check_all_with(t, &acts_strategy(batch, t.cols(), seed))
 }
@@ -66,7 +74,7 @@ fn check_all_with(t: &Ternary, x: &ActBuf) -> Result<(), TestCaseError> {
         }
         let layout = kind.from_dense(t);
         prop_assert_eq!(&layout.to_dense(), t, "{} round trip", kind);
-        for k in Kernel::available() {
+        for k in kernels_under_test() {
             if !layout.supports(k.kind()) {
                 continue;
             }

@@ -75,7 +75,7 @@ fn dot_f32_generic(a: &[f32], b: &[f32]) -> f32 {
 #[inline]
 pub fn dot_bf16(k: Kernel, x: &[f32], w: &[u16]) -> f32 {
     assert_eq!(x.len(), w.len());
-    match k.kind() {
+    match k.float_kind() {
         // SAFETY: `k` proves the CPU has the features each function enables.
         #[cfg(target_arch = "x86_64")]
         KernelKind::Avx2 => unsafe { simd::dot_bf16_avx2(x, w) },
@@ -90,7 +90,7 @@ pub fn dot_bf16(k: Kernel, x: &[f32], w: &[u16]) -> f32 {
 #[inline]
 pub fn dot_f32(k: Kernel, a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    match k.kind() {
+    match k.float_kind() {
         // SAFETY: `k` proves the CPU has AVX2.
         #[cfg(target_arch = "x86_64")]
         KernelKind::Avx2 | KernelKind::Avx512 => unsafe { simd::dot_f32_avx2(a, b) },

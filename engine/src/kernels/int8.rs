@@ -11,7 +11,7 @@ use crate::kernels::{Kernel, KernelKind};
 #[inline]
 pub fn dot_i8(k: Kernel, a: &[i8], b: &[i8]) -> i32 {
     assert_eq!(a.len(), b.len());
-    match k.kind() {
+    match k.float_kind() {
         // SAFETY: `k` proves the CPU has AVX2.
         #[cfg(target_arch = "x86_64")]
         KernelKind::Avx2 | KernelKind::Avx512 => unsafe { avx2::dot_i8(a, b) },

@@ -15,10 +15,16 @@ use std::ops::Range;
 
 use super::{Acts, Ternary, TernaryLayout};
 use crate::error::{Error, Result};
+use crate::kernels::views::PackedView;
 use crate::kernels::{Kernel, KernelKind, scalar};
 
-pub(crate) const KERNELS: &[KernelKind] =
-    &[KernelKind::Scalar, KernelKind::Avx2, KernelKind::Avx512];
+pub(crate) const KERNELS: &[KernelKind] = &[
+    KernelKind::Scalar,
+    KernelKind::Avx2,
+    KernelKind::Avx512,
+    KernelKind::Avx512Vnni,
+    KernelKind::Amx,
+];
 
 /// Check the byte count and that no code 3 occurs.
 pub(crate) fn check_packed(packed: &[u8], rows: usize, cols: usize) -> Result<()> {
@@ -85,6 +91,14 @@ impl HfPacked {
     pub fn data(&self) -> &[u8] {
         &self.data
     }
+    /// The kernels' view of this matrix.
+    pub fn view(&self) -> PackedView<'_> {
+        PackedView {
+            data: &self.data,
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
     pub fn byte_row(&self, r: usize) -> &[u8] {
         &self.data[r * self.cols..(r + 1) * self.cols]
     }
@@ -118,18 +132,43 @@ impl TernaryLayout for HfPacked {
         4
     }
     fn gemm_block(&self, k: Kernel, x: &Acts, units: Range<usize>, out: &mut [&mut [i32]]) {
-        match k.kind() {
-            #[cfg(target_arch = "x86_64")]
-            KernelKind::Avx2 => {
-                // SAFETY: `k` proves the CPU has AVX2; the kernel bounds-checks its slices.
-                unsafe { crate::kernels::x86_64::avx2::hf_packed_gemm(self, x, units, out) }
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::kernels::x86_64::{avx2, avx512, simd512::Emulated, vnni};
+            match (k.native_kind(), k.kind()) {
+                (Some(KernelKind::Avx2), _) => {
+                    // SAFETY: `k` proves the CPU has AVX2; the kernel bounds-checks its slices.
+                    return unsafe { avx2::hf_packed_gemm(self, x, units, out) };
+                }
+                (Some(KernelKind::Avx512), _) => {
+                    // SAFETY: `k` proves the CPU has AVX-512 F+BW; the kernel bounds-checks.
+                    return unsafe { avx512::hf_packed_gemm(self, x, units, out) };
+                }
+                (Some(_), kind) if kind.has_vnni512() => {
+                    if x.batch == 1 {
+                        // SAFETY: `k` proves AVX-512 F+BW+VNNI; the kernel bounds-checks.
+                        return unsafe {
+                            vnni::native::packed_gemv(&self.view(), x.row(0), x.sums[0], units, out)
+                        };
+                    }
+                    // SAFETY: as above (VNNI implies AVX-512 F+BW).
+                    return unsafe { avx512::hf_packed_gemm(self, x, units, out) };
+                }
+                (None, kind) if kind.has_vnni512() && x.batch == 1 => {
+                    return vnni::packed_gemv::<Emulated>(
+                        &self.view(),
+                        x.row(0),
+                        x.sums[0],
+                        units,
+                        out,
+                    );
+                }
+                (None, kind) if kind.has_avx512() => {
+                    return avx512::emulated::hf_packed_gemm(self, x, units, out);
+                }
+                _ => {}
             }
-            #[cfg(target_arch = "x86_64")]
-            KernelKind::Avx512 => {
-                // SAFETY: `k` proves the CPU has AVX-512 F+BW; the kernel bounds-checks.
-                unsafe { crate::kernels::x86_64::avx512::hf_packed_gemm(self, x, units, out) }
-            }
-            _ => scalar::hf_packed_gemm(self, x, units, out),
         }
+        scalar::hf_packed_gemm(self, x, units, out)
     }
 }

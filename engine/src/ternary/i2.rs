@@ -20,9 +20,15 @@
 use std::ops::Range;
 
 use super::{Acts, Ternary, TernaryLayout};
+use crate::kernels::views::I2View;
 use crate::kernels::{Kernel, KernelKind, parallel, scalar};
 
-pub(crate) const KERNELS: &[KernelKind] = &[KernelKind::Scalar, KernelKind::Avx2];
+pub(crate) const KERNELS: &[KernelKind] = &[
+    KernelKind::Scalar,
+    KernelKind::Avx2,
+    KernelKind::Avx512Vnni,
+    KernelKind::Amx,
+];
 
 /// Weights per block.
 pub const BLOCK: usize = 128;
@@ -81,6 +87,15 @@ impl I2 {
         m
     }
 
+    /// The kernels' view of this matrix.
+    pub fn view(&self) -> I2View<'_> {
+        I2View {
+            data: &self.data,
+            rows: self.rows,
+            cols: self.cols,
+            row_bytes: self.row_bytes,
+        }
+    }
     pub fn row_bytes(&self) -> usize {
         self.row_bytes
     }
@@ -143,13 +158,31 @@ impl TernaryLayout for I2 {
         KERNELS
     }
     fn gemm_block(&self, k: Kernel, x: &Acts, units: Range<usize>, out: &mut [&mut [i32]]) {
-        match k.kind() {
-            #[cfg(target_arch = "x86_64")]
-            KernelKind::Avx2 => {
-                // SAFETY: `k` proves the CPU has AVX2; the kernel bounds-checks its slices.
-                unsafe { crate::kernels::x86_64::avx2::i2_gemm(self, x, units, out[0]) }
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::kernels::x86_64::{avx2, simd512::Emulated, vnni};
+            if k.kind().has_vnni512() && x.batch == 1 {
+                // The activation row in the order the codes come out of a 64-byte load, built
+                // once per call (a few KiB against rows × cols weights).
+                thread_local!(static PERM: std::cell::RefCell<Vec<i8>> = const { std::cell::RefCell::new(Vec::new()) });
+                return PERM.with_borrow_mut(|xp| {
+                    vnni::i2_permute_acts(x.row(0), self.row_bytes, xp);
+                    match k.native_kind() {
+                        // SAFETY: `k` proves AVX-512 F+BW+VNNI; the kernel bounds-checks.
+                        Some(_) => unsafe {
+                            vnni::native::i2_gemv(&self.view(), xp, x.sums[0], units, out[0])
+                        },
+                        None => {
+                            vnni::i2_gemv::<Emulated>(&self.view(), xp, x.sums[0], units, out[0])
+                        }
+                    }
+                });
             }
-            _ => scalar::i2_gemm(self, x, units, out[0]),
+            if k.native_kind().is_some_and(|k| k.has_avx2()) {
+                // SAFETY: `k` proves the CPU has AVX2; the kernel bounds-checks its slices.
+                return unsafe { avx2::i2_gemm(self, x, units, out[0]) };
+            }
         }
+        scalar::i2_gemm(self, x, units, out[0])
     }
 }

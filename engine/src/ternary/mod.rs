@@ -35,88 +35,8 @@ pub use tq1::Tq1;
 use std::ops::Range;
 
 use crate::error::{Error, Result};
+pub use crate::kernels::acts::{ACT_ALIGN, ActBuf, Acts, act_stride};
 use crate::kernels::{Kernel, KernelKind};
-
-/// Activation rows are zero-padded to a multiple of this many columns: a common multiple of
-/// every layout's block width (64-bit words, 128-column i2 blocks, 160-column tq1 blocks, 256-
-/// column rotor blocks), so every kernel can run whole blocks without a tail loop.
-pub const ACT_ALIGN: usize = 1280;
-
-/// Row stride (in bytes) of a padded activation row of `cols` columns.
-pub fn act_stride(cols: usize) -> usize {
-    cols.div_ceil(ACT_ALIGN) * ACT_ALIGN
-}
-
-/// A batch of int8 activation rows, zero-padded to `stride` columns.
-#[derive(Clone, Copy, Debug)]
-pub struct Acts<'a> {
-    /// `batch × stride` values; columns `cols..stride` of every row are zero.
-    pub data: &'a [i8],
-    /// Σ_c x[b][c] for every row (layouts with offset codes subtract it).
-    pub sums: &'a [i32],
-    pub batch: usize,
-    pub cols: usize,
-    pub stride: usize,
-}
-
-impl<'a> Acts<'a> {
-    pub fn row(&self, b: usize) -> &'a [i8] {
-        &self.data[b * self.stride..(b + 1) * self.stride]
-    }
-}
-
-/// An owned, reusable buffer of padded activation rows.
-#[derive(Clone, Debug, Default)]
-pub struct ActBuf {
-    pub data: Vec<i8>,
-    pub sums: Vec<i32>,
-    /// The unquantized rows (`[batch][cols]`), only in the f32-activation research mode
-    /// ([`crate::quant::ActPrecision::F32`]); empty otherwise, and then `data` is the input.
-    pub float: Vec<f32>,
-    pub batch: usize,
-    pub cols: usize,
-    pub stride: usize,
-}
-
-impl ActBuf {
-    /// Copy unpadded rows (`batch × cols`) into a padded buffer and compute row sums.
-    pub fn from_rows(rows: &[i8], batch: usize, cols: usize) -> ActBuf {
-        assert_eq!(rows.len(), batch * cols, "activation rows: batch × cols");
-        let mut buf = ActBuf::default();
-        buf.reset(batch, cols);
-        for b in 0..batch {
-            buf.data[b * buf.stride..b * buf.stride + cols]
-                .copy_from_slice(&rows[b * cols..(b + 1) * cols]);
-            buf.sums[b] = rows[b * cols..(b + 1) * cols]
-                .iter()
-                .map(|&v| v as i32)
-                .sum();
-        }
-        buf
-    }
-
-    /// Resize for `batch` rows of `cols` columns, all zero.
-    pub fn reset(&mut self, batch: usize, cols: usize) {
-        self.batch = batch;
-        self.cols = cols;
-        self.stride = act_stride(cols);
-        self.data.clear();
-        self.data.resize(batch * self.stride, 0);
-        self.sums.clear();
-        self.sums.resize(batch, 0);
-        self.float.clear();
-    }
-
-    pub fn view(&self) -> Acts<'_> {
-        Acts {
-            data: &self.data[..self.batch * self.stride],
-            sums: &self.sums[..self.batch],
-            batch: self.batch,
-            cols: self.cols,
-            stride: self.stride,
-        }
-    }
-}
 
 /// One ternary matrix in one storage layout.
 ///

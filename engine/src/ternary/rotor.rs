@@ -24,6 +24,7 @@
 use std::ops::Range;
 
 use super::{Acts, Ternary, TernaryLayout};
+use crate::kernels::views::RotorView;
 use crate::kernels::{Kernel, KernelKind, parallel, scalar};
 
 /// Which two planes a row stores.
@@ -44,8 +45,13 @@ pub enum Block {
     Row,
 }
 
-pub(crate) const KERNELS: &[KernelKind] =
-    &[KernelKind::Scalar, KernelKind::Avx2, KernelKind::Avx512];
+pub(crate) const KERNELS: &[KernelKind] = &[
+    KernelKind::Scalar,
+    KernelKind::Avx2,
+    KernelKind::Avx512,
+    KernelKind::Avx512Vnni,
+    KernelKind::Amx,
+];
 
 pub(crate) fn variant_name(enc: Encoding, block: Block) -> &'static str {
     match (enc, block) {
@@ -194,6 +200,18 @@ impl Rotor {
         &self.data
     }
 
+    /// The kernels' view of this matrix.
+    pub fn view(&self) -> RotorView<'_> {
+        RotorView {
+            words: &self.data,
+            rows: self.rows,
+            wpr: self.wpr,
+            bw: self.bw,
+            row_sums: &self.row_sums,
+            ms: self.enc == Encoding::Ms,
+        }
+    }
+
     /// Plane words (A, B) of word `w` in a row (raw: P/N or M/S by encoding).
     #[inline(always)]
     pub fn raw_word(&self, row: &[u64], w: usize) -> (u64, u64) {
@@ -324,18 +342,38 @@ impl TernaryLayout for Rotor {
         KERNELS
     }
     fn gemm_block(&self, k: Kernel, x: &Acts, units: Range<usize>, out: &mut [&mut [i32]]) {
-        match k.kind() {
-            #[cfg(target_arch = "x86_64")]
-            KernelKind::Avx2 => {
-                // SAFETY: `k` proves the CPU has AVX2; the kernel bounds-checks its slices.
-                unsafe { crate::kernels::x86_64::avx2::rotor_gemm(self, x, units, out[0]) }
+        let out = &mut *out[0];
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::kernels::x86_64::{avx2, avx512, simd512::Emulated, vnni};
+            match (k.native_kind(), k.kind()) {
+                (Some(KernelKind::Avx2), _) => {
+                    // SAFETY: `k` proves the CPU has AVX2; the kernel bounds-checks its slices.
+                    return unsafe { avx2::rotor_gemm(self, x, units, out) };
+                }
+                (Some(KernelKind::Avx512), _) => {
+                    // SAFETY: `k` proves the CPU has AVX-512 F+BW; the kernel bounds-checks.
+                    return unsafe { avx512::rotor_gemm(self, x, units, out) };
+                }
+                (Some(_), kind) if kind.has_vnni512() => {
+                    if x.batch == 1 {
+                        // SAFETY: `k` proves AVX-512 F+BW+VNNI; the kernel bounds-checks.
+                        return unsafe {
+                            vnni::native::rotor_gemv(&self.view(), x.row(0), units, out)
+                        };
+                    }
+                    // SAFETY: as above (VNNI implies AVX-512 F+BW).
+                    return unsafe { avx512::rotor_gemm(self, x, units, out) };
+                }
+                (None, kind) if kind.has_vnni512() && x.batch == 1 => {
+                    return vnni::rotor_gemv::<Emulated>(&self.view(), x.row(0), units, out);
+                }
+                (None, kind) if kind.has_avx512() => {
+                    return avx512::emulated::rotor_gemm(self, x, units, out);
+                }
+                _ => {}
             }
-            #[cfg(target_arch = "x86_64")]
-            KernelKind::Avx512 => {
-                // SAFETY: `k` proves the CPU has AVX-512 F+BW; the kernel bounds-checks.
-                unsafe { crate::kernels::x86_64::avx512::rotor_gemm(self, x, units, out[0]) }
-            }
-            _ => scalar::rotor_gemm(self, x, units, out[0]),
         }
+        scalar::rotor_gemm(self, x, units, out)
     }
 }

@@ -18,223 +18,9 @@ use std::ops::Range;
 
 use crate::ternary::{Acts, HfPacked, Rotor, TernaryLayout};
 
+pub use super::simd512::{Emulated, Native, Simd512};
+
 const FLUSH: usize = 32;
-
-/// The AVX-512 operations the kernels use (names follow the intrinsics).
-pub trait Simd512: Copy {
-    type V: Copy;
-    /// # Safety
-    /// `p` must point to 64 readable bytes.
-    unsafe fn loadu(p: *const u8) -> Self::V;
-    fn zero() -> Self::V;
-    fn set1_epi8(x: i8) -> Self::V;
-    fn set1_epi16(x: i16) -> Self::V;
-    fn xor(a: Self::V, b: Self::V) -> Self::V;
-    fn and(a: Self::V, b: Self::V) -> Self::V;
-    fn add_epi16(a: Self::V, b: Self::V) -> Self::V;
-    fn add_epi32(a: Self::V, b: Self::V) -> Self::V;
-    /// Shift each 16-bit lane right by `n` ∈ {2, 4, 6}.
-    fn srli_epi16(a: Self::V, n: u32) -> Self::V;
-    /// `vpmaddubsw`: u8 × i8 pairs summed into saturated i16.
-    fn maddubs_epi16(a: Self::V, b: Self::V) -> Self::V;
-    /// `vpmaddwd`: i16 × i16 pairs summed into i32.
-    fn madd_epi16(a: Self::V, b: Self::V) -> Self::V;
-    /// `vmovdqu8 {k}{z}`: bytes of `a` where mask bit set, else 0.
-    fn maskz_mov_epi8(k: u64, a: Self::V) -> Self::V;
-    /// `vmovdqu8 {k}`: bytes of `a` where mask bit set, else `src`.
-    fn mask_mov_epi8(src: Self::V, k: u64, a: Self::V) -> Self::V;
-    fn reduce_add_epi32(a: Self::V) -> i32;
-}
-
-/// Portable emulation of the operations (Intel pseudo-code, little-endian lanes).
-#[derive(Clone, Copy, Debug)]
-pub struct Emulated;
-
-fn lane16(v: &[u8; 64], i: usize) -> u16 {
-    u16::from_le_bytes([v[2 * i], v[2 * i + 1]])
-}
-fn put16(v: &mut [u8; 64], i: usize, x: u16) {
-    v[2 * i..2 * i + 2].copy_from_slice(&x.to_le_bytes());
-}
-fn lane32(v: &[u8; 64], i: usize) -> u32 {
-    u32::from_le_bytes(v[4 * i..4 * i + 4].try_into().expect("4 bytes"))
-}
-fn put32(v: &mut [u8; 64], i: usize, x: u32) {
-    v[4 * i..4 * i + 4].copy_from_slice(&x.to_le_bytes());
-}
-
-impl Simd512 for Emulated {
-    type V = [u8; 64];
-    unsafe fn loadu(p: *const u8) -> [u8; 64] {
-        let mut v = [0u8; 64];
-        // SAFETY: the caller guarantees 64 readable bytes at `p`.
-        unsafe { std::ptr::copy_nonoverlapping(p, v.as_mut_ptr(), 64) };
-        v
-    }
-    fn zero() -> [u8; 64] {
-        [0; 64]
-    }
-    fn set1_epi8(x: i8) -> [u8; 64] {
-        [x as u8; 64]
-    }
-    fn set1_epi16(x: i16) -> [u8; 64] {
-        let mut v = [0u8; 64];
-        for i in 0..32 {
-            put16(&mut v, i, x as u16);
-        }
-        v
-    }
-    fn xor(a: [u8; 64], b: [u8; 64]) -> [u8; 64] {
-        std::array::from_fn(|i| a[i] ^ b[i])
-    }
-    fn and(a: [u8; 64], b: [u8; 64]) -> [u8; 64] {
-        std::array::from_fn(|i| a[i] & b[i])
-    }
-    fn add_epi16(a: [u8; 64], b: [u8; 64]) -> [u8; 64] {
-        let mut v = [0u8; 64];
-        for i in 0..32 {
-            put16(&mut v, i, lane16(&a, i).wrapping_add(lane16(&b, i)));
-        }
-        v
-    }
-    fn add_epi32(a: [u8; 64], b: [u8; 64]) -> [u8; 64] {
-        let mut v = [0u8; 64];
-        for i in 0..16 {
-            put32(&mut v, i, lane32(&a, i).wrapping_add(lane32(&b, i)));
-        }
-        v
-    }
-    fn srli_epi16(a: [u8; 64], n: u32) -> [u8; 64] {
-        let mut v = [0u8; 64];
-        for i in 0..32 {
-            put16(&mut v, i, lane16(&a, i) >> n);
-        }
-        v
-    }
-    fn maddubs_epi16(a: [u8; 64], b: [u8; 64]) -> [u8; 64] {
-        let mut v = [0u8; 64];
-        for i in 0..32 {
-            let s = a[2 * i] as i32 * b[2 * i] as i8 as i32
-                + a[2 * i + 1] as i32 * b[2 * i + 1] as i8 as i32;
-            put16(
-                &mut v,
-                i,
-                s.clamp(i16::MIN as i32, i16::MAX as i32) as i16 as u16,
-            );
-        }
-        v
-    }
-    fn madd_epi16(a: [u8; 64], b: [u8; 64]) -> [u8; 64] {
-        let mut v = [0u8; 64];
-        for i in 0..16 {
-            let p = |j: usize| lane16(&a, j) as i16 as i32 * lane16(&b, j) as i16 as i32;
-            put32(&mut v, i, p(2 * i).wrapping_add(p(2 * i + 1)) as u32);
-        }
-        v
-    }
-    fn maskz_mov_epi8(k: u64, a: [u8; 64]) -> [u8; 64] {
-        std::array::from_fn(|i| if k >> i & 1 == 1 { a[i] } else { 0 })
-    }
-    fn mask_mov_epi8(src: [u8; 64], k: u64, a: [u8; 64]) -> [u8; 64] {
-        std::array::from_fn(|i| if k >> i & 1 == 1 { a[i] } else { src[i] })
-    }
-    fn reduce_add_epi32(a: [u8; 64]) -> i32 {
-        (0..16).fold(0u32, |s, i| s.wrapping_add(lane32(&a, i))) as i32
-    }
-}
-
-/// The real instructions. Methods are only ever inlined into the `#[target_feature(enable =
-/// "avx512f,avx512bw")]` entry points below, which run only with a `Kernel` proving the CPU has
-/// both (see `kernels/mod.rs`): that is the safety argument of every `unsafe` here.
-#[derive(Clone, Copy, Debug)]
-pub struct Native;
-
-#[cfg(target_arch = "x86_64")]
-mod native {
-    use super::{Native, Simd512};
-    use std::arch::x86_64::*;
-
-    impl Simd512 for Native {
-        type V = __m512i;
-        #[inline(always)]
-        unsafe fn loadu(p: *const u8) -> __m512i {
-            // SAFETY: 64 readable bytes (caller); AVX-512F present (module contract).
-            unsafe { _mm512_loadu_si512(p as *const _) }
-        }
-        #[inline(always)]
-        fn zero() -> __m512i {
-            // SAFETY: AVX-512F present (module contract).
-            unsafe { _mm512_setzero_si512() }
-        }
-        #[inline(always)]
-        fn set1_epi8(x: i8) -> __m512i {
-            // SAFETY: AVX-512F present (module contract).
-            unsafe { _mm512_set1_epi8(x) }
-        }
-        #[inline(always)]
-        fn set1_epi16(x: i16) -> __m512i {
-            // SAFETY: AVX-512F present (module contract).
-            unsafe { _mm512_set1_epi16(x) }
-        }
-        #[inline(always)]
-        fn xor(a: __m512i, b: __m512i) -> __m512i {
-            // SAFETY: AVX-512F present (module contract).
-            unsafe { _mm512_xor_si512(a, b) }
-        }
-        #[inline(always)]
-        fn and(a: __m512i, b: __m512i) -> __m512i {
-            // SAFETY: AVX-512F present (module contract).
-            unsafe { _mm512_and_si512(a, b) }
-        }
-        #[inline(always)]
-        fn add_epi16(a: __m512i, b: __m512i) -> __m512i {
-            // SAFETY: AVX-512BW present (module contract).
-            unsafe { _mm512_add_epi16(a, b) }
-        }
-        #[inline(always)]
-        fn add_epi32(a: __m512i, b: __m512i) -> __m512i {
-            // SAFETY: AVX-512F present (module contract).
-            unsafe { _mm512_add_epi32(a, b) }
-        }
-        #[inline(always)]
-        fn srli_epi16(a: __m512i, n: u32) -> __m512i {
-            // SAFETY: AVX-512BW present (module contract).
-            unsafe {
-                match n {
-                    2 => _mm512_srli_epi16::<2>(a),
-                    4 => _mm512_srli_epi16::<4>(a),
-                    6 => _mm512_srli_epi16::<6>(a),
-                    _ => _mm512_srl_epi16(a, _mm_cvtsi32_si128(n as i32)),
-                }
-            }
-        }
-        #[inline(always)]
-        fn maddubs_epi16(a: __m512i, b: __m512i) -> __m512i {
-            // SAFETY: AVX-512BW present (module contract).
-            unsafe { _mm512_maddubs_epi16(a, b) }
-        }
-        #[inline(always)]
-        fn madd_epi16(a: __m512i, b: __m512i) -> __m512i {
-            // SAFETY: AVX-512BW present (module contract).
-            unsafe { _mm512_madd_epi16(a, b) }
-        }
-        #[inline(always)]
-        fn maskz_mov_epi8(k: u64, a: __m512i) -> __m512i {
-            // SAFETY: AVX-512BW present (module contract).
-            unsafe { _mm512_maskz_mov_epi8(k, a) }
-        }
-        #[inline(always)]
-        fn mask_mov_epi8(src: __m512i, k: u64, a: __m512i) -> __m512i {
-            // SAFETY: AVX-512BW present (module contract).
-            unsafe { _mm512_mask_mov_epi8(src, k, a) }
-        }
-        #[inline(always)]
-        fn reduce_add_epi32(a: __m512i) -> i32 {
-            // SAFETY: AVX-512F present (module contract).
-            unsafe { _mm512_reduce_add_epi32(a) }
-        }
-    }
-}
 
 #[inline(always)]
 fn load64<S: Simd512>(s: &[u8]) -> S::V {
@@ -393,14 +179,14 @@ fn hf_packed_gemm_generic<S: Simd512>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 pub fn rotor_gemm(w: &Rotor, x: &Acts, units: Range<usize>, out: &mut [i32]) {
-    rotor_gemm_generic::<Native>(w, x, units, out)
+    rotor_gemm_generic::<Native<false>>(w, x, units, out)
 }
 
 /// AVX-512 hf_packed kernel.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 pub fn hf_packed_gemm(w: &HfPacked, x: &Acts, units: Range<usize>, out: &mut [&mut [i32]]) {
-    hf_packed_gemm_generic::<Native>(w, x, units, out)
+    hf_packed_gemm_generic::<Native<false>>(w, x, units, out)
 }
 
 /// The AVX-512 kernels' logic on emulated registers (portable; for the tests).

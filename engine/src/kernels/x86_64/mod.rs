@@ -3,3 +3,5 @@
 
 pub mod avx2;
 pub mod avx512;
+pub mod simd512;
+pub mod vnni;
