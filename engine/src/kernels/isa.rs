@@ -33,10 +33,15 @@ pub fn has_avx512() -> bool {
     }
 }
 
+/// AVX-512 VNNI *and* VBMI (`vpermb`): what the `avx512vnni` family assumes (Ice Lake,
+/// Sapphire Rapids, Zen 4 and later have both; Cascade Lake's VNNI without VBMI gets the
+/// `avx512` family).
 pub fn has_avx512vnni() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        has_avx512() && std::is_x86_feature_detected!("avx512vnni")
+        has_avx512()
+            && std::is_x86_feature_detected!("avx512vnni")
+            && std::is_x86_feature_detected!("avx512vbmi")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -12,6 +12,7 @@
 
 pub mod acts;
 pub mod float;
+pub mod gemm;
 pub mod int8;
 pub mod isa;
 pub mod parallel;
@@ -32,7 +33,7 @@ use crate::error::{Error, Result};
 /// | `scalar`     | nothing                            | portable loops         | portable loops            |
 /// | `avx2`       | AVX2 + FMA                         | `vpmaddubsw` / `vpshufb` | `vpmaddubsw` micro-kernel |
 /// | `avx512`     | AVX-512 F + BW (+ AVX2)            | mask registers, `vpmaddubsw` | `vpmaddubsw` zmm     |
-/// | `avx512vnni` | `avx512` + AVX-512 VNNI            | mask registers, `vpdpbusd` | `vpdpbusd` zmm        |
+/// | `avx512vnni` | `avx512` + AVX-512 VNNI + VBMI     | mask registers, `vpdpbusd` | `vpdpbusd` zmm        |
 /// | `amx`        | `avx512vnni` + AMX-TILE/INT8 + the OS's tile-data permission | as `avx512vnni` | `tdpbusd` tiles |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KernelKind {

@@ -102,7 +102,7 @@ pub fn gemm(layout: &dyn TernaryLayout, k: Kernel, x: &Acts, y: &mut [i32]) {
     // Below ~256K multiply-adds a task costs more to hand out than to run.
     let min_units = (1 << 18) / (layout.cols() * batch * g).max(1);
     if g == 1 {
-        let chunk = chunk_units(units, 8, min_units);
+        let chunk = chunk_units(units, layout.unit_align(), min_units);
         if chunk >= units || rayon::current_num_threads() == 1 {
             layout.gemm_block(k, x, 0..units, &mut [y]);
         } else {
@@ -144,7 +144,8 @@ pub fn gemm_multi(layouts: &[&dyn TernaryLayout], k: Kernel, x: &Acts, outs: &mu
         let g = l.groups();
         let units = l.rows() / g;
         let per_unit = l.cols() * g;
-        let chunk = (target / per_unit).max(8).div_ceil(8) * 8;
+        let align = l.unit_align();
+        let chunk = (target / per_unit).max(align).div_ceil(align) * align;
         let mut groups: Vec<std::slice::ChunksMut<'_, i32>> = y
             .chunks_mut(units * batch)
             .map(|gs| gs.chunks_mut(chunk * batch))

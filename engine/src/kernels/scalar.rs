@@ -123,3 +123,28 @@ pub fn hf_to_planes(src: &[u8], p: &mut [Vec<u64>; 4], n: &mut [Vec<u64>; 4]) {
         }
     }
 }
+
+/// The `rotor-tl` order: walk each row's P and N nibbles (`TlView` docs), add or subtract.
+pub fn tl_gemm(w: &crate::kernels::views::TlView, x: &Acts, units: Range<usize>, out: &mut [i32]) {
+    let batch = x.batch;
+    let bb = w.block_bytes();
+    for (o, r) in units.enumerate() {
+        let (b, i) = (r / 16, r % 16);
+        let block = &w.data[b * bb..(b + 1) * bb];
+        for bt in 0..batch {
+            let xr = x.row(bt);
+            let mut acc = 0i32;
+            for quad in 0..4 * w.words {
+                for q in 0..4 {
+                    let byte = block[quad * 64 + 4 * i + q];
+                    for bit in 0..4 {
+                        let v = xr[16 * quad + 4 * q + bit] as i32;
+                        acc +=
+                            ((byte >> bit) & 1) as i32 * v - ((byte >> (4 + bit)) & 1) as i32 * v;
+                    }
+                }
+            }
+            out[o * batch + bt] = acc;
+        }
+    }
+}

@@ -67,3 +67,20 @@ pub struct I2View<'a> {
     pub cols: usize,
     pub row_bytes: usize,
 }
+
+/// The `rotor-tl` order (`crate::ternary::rotor_tl`): per block of 16 rows and quad of 16
+/// columns, 64 bytes; byte `4i + q` = P nibble | N nibble << 4 of row `i`, column group `q`.
+#[derive(Clone, Copy, Debug)]
+pub struct TlView<'a> {
+    pub data: &'a [u8],
+    pub rows: usize,
+    /// 64-column words per row (4 quads each).
+    pub words: usize,
+}
+
+impl TlView<'_> {
+    /// Bytes per block of 16 rows.
+    pub fn block_bytes(&self) -> usize {
+        self.words * 256
+    }
+}

@@ -7,6 +7,7 @@ use std::ops::Range;
 
 use super::{Acts, TernaryLayout, act_stride};
 use crate::error::{Error, Result};
+use crate::kernels::gemm;
 use crate::kernels::{Kernel, KernelKind, scalar};
 
 /// A dense ternary matrix, row-major `[rows][cols]`, every value in {-1, 0, 1}.
@@ -142,7 +143,12 @@ impl Ternary {
     }
 }
 
-pub(crate) const KERNELS: &[KernelKind] = &[KernelKind::Scalar, KernelKind::Avx2];
+pub(crate) const KERNELS: &[KernelKind] = &[
+    KernelKind::Scalar,
+    KernelKind::Avx2,
+    KernelKind::Avx512Vnni,
+    KernelKind::Amx,
+];
 
 /// One `i8` per weight, rows zero-padded to a multiple of 64 columns.
 ///
@@ -218,14 +224,26 @@ impl TernaryLayout for Dense {
     }
     fn gemm_block(&self, k: Kernel, x: &Acts, units: Range<usize>, out: &mut [&mut [i32]]) {
         debug_assert!(x.stride >= self.stride && act_stride(self.cols) == x.stride);
-        match k.kind() {
-            #[cfg(target_arch = "x86_64")]
-            KernelKind::Avx2 => {
-                // SAFETY: `k` proves the CPU has AVX2 (a Kernel is only constructed after
-                // feature detection); the kernel bounds-checks every slice it reads.
-                unsafe { crate::kernels::x86_64::avx2::dense_gemm(self, x, units, out[0]) }
-            }
-            _ => scalar::dense_gemm(self, x, units, out[0]),
+        if x.batch > 1 && gemm::has_tiles(k) {
+            let s = units.start;
+            let decode = |rr: Range<usize>, dst: &mut [u8]| {
+                for (i, r) in (s + rr.start..s + rr.end).enumerate() {
+                    let d = &mut dst[i * x.stride..(i + 1) * x.stride];
+                    let row = &self.data[r * self.stride..r * self.stride + self.cols];
+                    for (o, &t) in d.iter_mut().zip(row) {
+                        *o = (t + 1) as u8;
+                    }
+                    d[self.cols..].fill(1);
+                }
+            };
+            return gemm::gemm_codes(k, x, units.len(), &decode, out[0]);
         }
+        #[cfg(target_arch = "x86_64")]
+        if k.native_kind().is_some_and(|k| k.has_avx2()) {
+            // SAFETY: `k` proves the CPU has AVX2 (a Kernel is only constructed after
+            // feature detection); the kernel bounds-checks every slice it reads.
+            return unsafe { crate::kernels::x86_64::avx2::dense_gemm(self, x, units, out[0]) };
+        }
+        scalar::dense_gemm(self, x, units, out[0])
     }
 }

@@ -16,7 +16,7 @@ use std::ops::Range;
 use super::{Acts, Ternary, TernaryLayout};
 use crate::error::{Error, Result};
 use crate::kernels::views::PackedView;
-use crate::kernels::{Kernel, KernelKind, scalar};
+use crate::kernels::{Kernel, KernelKind, gemm, scalar};
 
 pub(crate) const KERNELS: &[KernelKind] = &[
     KernelKind::Scalar,
@@ -144,24 +144,34 @@ impl TernaryLayout for HfPacked {
                     // SAFETY: `k` proves the CPU has AVX-512 F+BW; the kernel bounds-checks.
                     return unsafe { avx512::hf_packed_gemm(self, x, units, out) };
                 }
-                (Some(_), kind) if kind.has_vnni512() => {
+                (native, kind) if kind.has_vnni512() => {
+                    let v = self.view();
                     if x.batch == 1 {
-                        // SAFETY: `k` proves AVX-512 F+BW+VNNI; the kernel bounds-checks.
-                        return unsafe {
-                            vnni::native::packed_gemv(&self.view(), x.row(0), x.sums[0], units, out)
+                        return match native {
+                            // SAFETY: `k` proves AVX-512 F+BW+VNNI; the kernel bounds-checks.
+                            Some(_) => unsafe {
+                                vnni::native::packed_gemv(&v, x.row(0), x.sums[0], units, out)
+                            },
+                            None => {
+                                vnni::packed_gemv::<Emulated>(&v, x.row(0), x.sums[0], units, out)
+                            }
                         };
                     }
-                    // SAFETY: as above (VNNI implies AVX-512 F+BW).
-                    return unsafe { avx512::hf_packed_gemm(self, x, units, out) };
-                }
-                (None, kind) if kind.has_vnni512() && x.batch == 1 => {
-                    return vnni::packed_gemv::<Emulated>(
-                        &self.view(),
-                        x.row(0),
-                        x.sums[0],
-                        units,
-                        out,
-                    );
+                    let s = units.start;
+                    for (g, o) in out.iter_mut().enumerate() {
+                        let decode = |rr: Range<usize>, dst: &mut [u8]| {
+                            let u = s + rr.start..s + rr.end;
+                            match native {
+                                // SAFETY: as above; the decoder bounds-checks.
+                                Some(_) => unsafe {
+                                    vnni::native::packed_decode(&v, g, u, dst, x.stride)
+                                },
+                                None => vnni::packed_decode::<Emulated>(&v, g, u, dst, x.stride),
+                            }
+                        };
+                        gemm::gemm_codes(k, x, units.len(), &decode, o);
+                    }
+                    return;
                 }
                 (None, kind) if kind.has_avx512() => {
                     return avx512::emulated::hf_packed_gemm(self, x, units, out);

@@ -21,7 +21,7 @@ use std::ops::Range;
 
 use super::{Acts, Ternary, TernaryLayout};
 use crate::kernels::views::I2View;
-use crate::kernels::{Kernel, KernelKind, parallel, scalar};
+use crate::kernels::{Kernel, KernelKind, gemm, parallel, scalar};
 
 pub(crate) const KERNELS: &[KernelKind] = &[
     KernelKind::Scalar,
@@ -161,6 +161,13 @@ impl TernaryLayout for I2 {
         #[cfg(target_arch = "x86_64")]
         {
             use crate::kernels::x86_64::{avx2, simd512::Emulated, vnni};
+            if x.batch > 1 && gemm::has_tiles(k) {
+                let s = units.start;
+                let decode = |rr: Range<usize>, dst: &mut [u8]| {
+                    self.decode_codes(s + rr.start..s + rr.end, dst, x.stride)
+                };
+                return gemm::gemm_codes(k, x, units.len(), &decode, out[0]);
+            }
             if k.kind().has_vnni512() && x.batch == 1 {
                 // The activation row in the order the codes come out of a 64-byte load, built
                 // once per call (a few KiB against rows × cols weights).
@@ -184,5 +191,25 @@ impl TernaryLayout for I2 {
             }
         }
         scalar::i2_gemm(self, x, units, out[0])
+    }
+}
+
+impl I2 {
+    /// Codes `t + 1` of rows `rows` into `dst` (`stride` bytes a row) for the batched path.
+    pub fn decode_codes(&self, rows: Range<usize>, dst: &mut [u8], stride: usize) {
+        for (i, r) in rows.enumerate() {
+            let d = &mut dst[i * stride..(i + 1) * stride];
+            d.fill(1);
+            for (blk, bytes) in self.row(r).chunks_exact(BLOCK_BYTES).enumerate() {
+                for (m, &byte) in bytes.iter().enumerate() {
+                    for g in 0..4 {
+                        let c = blk * BLOCK + 32 * g + m;
+                        if c < stride {
+                            d[c] = (byte >> (6 - 2 * g)) & 3;
+                        }
+                    }
+                }
+            }
+        }
     }
 }

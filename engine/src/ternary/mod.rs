@@ -24,12 +24,14 @@ pub mod dense;
 pub mod hf_packed;
 pub mod i2;
 pub mod rotor;
+pub mod rotor_tl;
 pub mod tq1;
 
 pub use dense::{Dense, Ternary};
 pub use hf_packed::HfPacked;
 pub use i2::I2;
 pub use rotor::{Block, Encoding, Rotor};
+pub use rotor_tl::RotorTl;
 pub use tq1::Tq1;
 
 use std::ops::Range;
@@ -64,6 +66,11 @@ pub trait TernaryLayout: Send + Sync + std::fmt::Debug {
     fn groups(&self) -> usize {
         1
     }
+    /// Work is handed to threads in multiples of this many units (a layout whose storage
+    /// interleaves blocks of rows asks for whole blocks).
+    fn unit_align(&self) -> usize {
+        8
+    }
     /// Bits of weight storage (fault injection numbers them `0..storage_bits()`).
     fn storage_bits(&self) -> u64 {
         self.storage_bytes() as u64 * 8
@@ -81,6 +88,8 @@ pub trait TernaryLayout: Send + Sync + std::fmt::Debug {
 pub enum LayoutKind {
     Dense,
     Rotor(Encoding, Block),
+    /// Rotor P/N nibbles in table-lookup order ([`RotorTl`]).
+    RotorTl,
     HfPacked,
     I2,
     Tq1,
@@ -98,6 +107,7 @@ impl LayoutKind {
                 v.push(LayoutKind::Rotor(enc, block));
             }
         }
+        v.push(LayoutKind::RotorTl);
         v.extend([LayoutKind::HfPacked, LayoutKind::I2, LayoutKind::Tq1]);
         v
     }
@@ -116,6 +126,7 @@ impl LayoutKind {
         match self {
             LayoutKind::Dense => "dense",
             LayoutKind::Rotor(enc, block) => rotor::variant_name(enc, block),
+            LayoutKind::RotorTl => "rotor-tl",
             LayoutKind::HfPacked => "hf_packed",
             LayoutKind::I2 => "i2",
             LayoutKind::Tq1 => "tq1",
@@ -147,6 +158,7 @@ impl LayoutKind {
         match self {
             LayoutKind::Dense => dense::KERNELS,
             LayoutKind::Rotor(..) => rotor::KERNELS,
+            LayoutKind::RotorTl => rotor_tl::KERNELS,
             LayoutKind::HfPacked => hf_packed::KERNELS,
             LayoutKind::I2 => i2::KERNELS,
             LayoutKind::Tq1 => tq1::KERNELS,
@@ -184,6 +196,7 @@ impl LayoutKind {
         match self {
             LayoutKind::Dense => Box::new(Dense::from_dense(t)),
             LayoutKind::Rotor(enc, block) => Box::new(Rotor::from_dense(t, enc, block)),
+            LayoutKind::RotorTl => Box::new(RotorTl::from_dense(t)),
             LayoutKind::HfPacked => Box::new(HfPacked::from_dense(t)),
             LayoutKind::I2 => Box::new(I2::from_dense(t)),
             LayoutKind::Tq1 => Box::new(Tq1::from_dense(t)),
@@ -207,6 +220,7 @@ impl LayoutKind {
             LayoutKind::Rotor(enc, block) => {
                 Box::new(Rotor::from_hf_packed(k, packed, rows, cols, enc, block))
             }
+            LayoutKind::RotorTl => Box::new(RotorTl::from_hf_packed(k, packed, rows, cols)),
             LayoutKind::HfPacked => Box::new(HfPacked::from_bytes(packed.to_vec(), rows, cols)?),
             LayoutKind::I2 => Box::new(I2::from_hf_packed(k, packed, rows, cols)),
             LayoutKind::Tq1 => Box::new(Tq1::from_hf_packed(k, packed, rows, cols)),
@@ -233,6 +247,9 @@ impl LayoutKind {
                     Block::Row => words.max(1),
                 };
                 rows * 2 * wpr * 8
+            }
+            LayoutKind::RotorTl => {
+                rows.div_ceil(rotor_tl::TL_ROWS) * cols.div_ceil(64).max(1) * 256
             }
             LayoutKind::HfPacked => rows / 4 * cols,
             LayoutKind::I2 => rows * cols.div_ceil(i2::BLOCK) * i2::BLOCK_BYTES,

@@ -150,7 +150,7 @@ impl Rotor {
             let mut n = p.clone();
             for (i, r) in units.clone().enumerate() {
                 let src = &packed[r * cols..(r + 1) * cols];
-                scalar_or_simd_planes(k, src, &mut p, &mut n);
+                packed_row_planes(k, src, &mut p, &mut n);
                 for j in 0..4 {
                     let dst = &mut outs[j][i * row_len..(i + 1) * row_len];
                     write_row(dst, enc, bw, &p[j], &n[j]);
@@ -297,15 +297,21 @@ fn write_row(dst: &mut [u64], enc: Encoding, bw: usize, p: &[u64], n: &[u64]) {
     }
 }
 
-/// Extract the P/N planes of the four output rows held by one packed byte row.
-fn scalar_or_simd_planes(k: Kernel, src: &[u8], p: &mut [Vec<u64>; 4], n: &mut [Vec<u64>; 4]) {
+/// Extract the P/N planes of the four output rows held by one packed byte row (`p[j]`,
+/// `n[j]`: one word per 64 columns; zeroed here).
+pub(crate) fn packed_row_planes(
+    k: Kernel,
+    src: &[u8],
+    p: &mut [Vec<u64>; 4],
+    n: &mut [Vec<u64>; 4],
+) {
     for j in 0..4 {
         p[j].fill(0);
         n[j].fill(0);
     }
-    match k.kind() {
+    match k.native_kind() {
         #[cfg(target_arch = "x86_64")]
-        KernelKind::Avx2 | KernelKind::Avx512 => {
+        Some(kind) if kind.has_avx2() => {
             // SAFETY: `k` proves AVX2 is available (Avx512 kernels require AVX2 too).
             unsafe { crate::kernels::x86_64::avx2::hf_to_planes(src, p, n) }
         }
@@ -345,6 +351,7 @@ impl TernaryLayout for Rotor {
         let out = &mut *out[0];
         #[cfg(target_arch = "x86_64")]
         {
+            use crate::kernels::gemm;
             use crate::kernels::x86_64::{avx2, avx512, simd512::Emulated, vnni};
             match (k.native_kind(), k.kind()) {
                 (Some(KernelKind::Avx2), _) => {
@@ -355,18 +362,29 @@ impl TernaryLayout for Rotor {
                     // SAFETY: `k` proves the CPU has AVX-512 F+BW; the kernel bounds-checks.
                     return unsafe { avx512::rotor_gemm(self, x, units, out) };
                 }
-                (Some(_), kind) if kind.has_vnni512() => {
+                (native, kind) if kind.has_vnni512() => {
+                    let v = self.view();
                     if x.batch == 1 {
-                        // SAFETY: `k` proves AVX-512 F+BW+VNNI; the kernel bounds-checks.
-                        return unsafe {
-                            vnni::native::rotor_gemv(&self.view(), x.row(0), units, out)
+                        return match native {
+                            // SAFETY: `k` proves AVX-512 F+BW+VNNI; the kernel bounds-checks.
+                            Some(_) => unsafe {
+                                vnni::native::rotor_gemv(&v, x.row(0), units, out)
+                            },
+                            None => vnni::rotor_gemv::<Emulated>(&v, x.row(0), units, out),
                         };
                     }
-                    // SAFETY: as above (VNNI implies AVX-512 F+BW).
-                    return unsafe { avx512::rotor_gemm(self, x, units, out) };
-                }
-                (None, kind) if kind.has_vnni512() && x.batch == 1 => {
-                    return vnni::rotor_gemv::<Emulated>(&self.view(), x.row(0), units, out);
+                    let s = units.start;
+                    let decode = |rr: Range<usize>, dst: &mut [u8]| {
+                        let rows = s + rr.start..s + rr.end;
+                        match native {
+                            // SAFETY: as above; the decoder bounds-checks.
+                            Some(_) => unsafe {
+                                vnni::native::rotor_decode(&v, rows, dst, x.stride)
+                            },
+                            None => vnni::rotor_decode::<Emulated>(&v, rows, dst, x.stride),
+                        }
+                    };
+                    return gemm::gemm_codes(k, x, units.len(), &decode, out);
                 }
                 (None, kind) if kind.has_avx512() => {
                     return avx512::emulated::rotor_gemm(self, x, units, out);

@@ -16,9 +16,14 @@
 use std::ops::Range;
 
 use super::{Acts, Ternary, TernaryLayout};
-use crate::kernels::{Kernel, KernelKind, parallel, scalar};
+use crate::kernels::{Kernel, KernelKind, gemm, parallel, scalar};
 
-pub(crate) const KERNELS: &[KernelKind] = &[KernelKind::Scalar, KernelKind::Avx2];
+pub(crate) const KERNELS: &[KernelKind] = &[
+    KernelKind::Scalar,
+    KernelKind::Avx2,
+    KernelKind::Avx512Vnni,
+    KernelKind::Amx,
+];
 
 /// Weights per block.
 pub const BLOCK: usize = 160;
@@ -153,13 +158,38 @@ impl TernaryLayout for Tq1 {
         KERNELS
     }
     fn gemm_block(&self, k: Kernel, x: &Acts, units: Range<usize>, out: &mut [&mut [i32]]) {
-        match k.kind() {
-            #[cfg(target_arch = "x86_64")]
-            KernelKind::Avx2 => {
-                // SAFETY: `k` proves the CPU has AVX2; the kernel bounds-checks its slices.
-                unsafe { crate::kernels::x86_64::avx2::tq1_gemm(self, x, units, out[0]) }
+        if x.batch > 1 && gemm::has_tiles(k) {
+            let s = units.start;
+            let decode = |rr: Range<usize>, dst: &mut [u8]| {
+                self.decode_codes(s + rr.start..s + rr.end, dst, x.stride)
+            };
+            return gemm::gemm_codes(k, x, units.len(), &decode, out[0]);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if k.native_kind().is_some_and(|k| k.has_avx2()) {
+            // SAFETY: `k` proves the CPU has AVX2; the kernel bounds-checks its slices.
+            return unsafe { crate::kernels::x86_64::avx2::tq1_gemm(self, x, units, out[0]) };
+        }
+        scalar::tq1_gemm(self, x, units, out[0])
+    }
+}
+
+impl Tq1 {
+    /// Codes `t + 1` of rows `rows` into `dst` (`stride` bytes a row) for the batched path.
+    pub fn decode_codes(&self, rows: Range<usize>, dst: &mut [u8], stride: usize) {
+        for (i, r) in rows.enumerate() {
+            let d = &mut dst[i * stride..(i + 1) * stride];
+            d.fill(1);
+            for (blk, bytes) in self.row(r).chunks_exact(BLOCK_BYTES).enumerate() {
+                for (m, &byte) in bytes.iter().enumerate() {
+                    for digit in 0..5 {
+                        let c = blk * BLOCK + 32 * digit + m;
+                        if c < stride {
+                            d[c] = decode_digit(byte, digit);
+                        }
+                    }
+                }
             }
-            _ => scalar::tq1_gemm(self, x, units, out[0]),
         }
     }
 }

@@ -43,6 +43,14 @@ pub trait Simd512: Copy {
     fn and(a: Self::V, b: Self::V) -> Self::V;
     fn add_epi16(a: Self::V, b: Self::V) -> Self::V;
     fn add_epi32(a: Self::V, b: Self::V) -> Self::V;
+    fn sub_epi8(a: Self::V, b: Self::V) -> Self::V;
+    fn add_epi8(a: Self::V, b: Self::V) -> Self::V;
+    /// `vpaddb {k}`: `a + b` where mask bit set, else `a`.
+    fn mask_add_epi8(a: Self::V, k: u64, b: Self::V) -> Self::V;
+    /// `(a & b) | c` in one `vpternlogd` (immediate 0xEA).
+    fn and_or(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `vpermb` (AVX-512 VBMI): byte `i` of the result is `table[idx[i] & 63]`.
+    fn permutexvar_epi8(idx: Self::V, table: Self::V) -> Self::V;
     /// Shift each 16-bit lane right by `n` ∈ {2, 4, 6}.
     fn srli_epi16(a: Self::V, n: u32) -> Self::V;
     /// `vpmaddubsw`: u8 × i8 pairs summed into saturated i16.
@@ -151,6 +159,27 @@ impl Simd512 for Emulated {
             put32(&mut v, i, lane32(&a, i).wrapping_add(lane32(&b, i)));
         }
         v
+    }
+    fn sub_epi8(a: [u8; 64], b: [u8; 64]) -> [u8; 64] {
+        std::array::from_fn(|i| a[i].wrapping_sub(b[i]))
+    }
+    fn add_epi8(a: [u8; 64], b: [u8; 64]) -> [u8; 64] {
+        std::array::from_fn(|i| a[i].wrapping_add(b[i]))
+    }
+    fn mask_add_epi8(a: [u8; 64], k: u64, b: [u8; 64]) -> [u8; 64] {
+        std::array::from_fn(|i| {
+            if k >> i & 1 == 1 {
+                a[i].wrapping_add(b[i])
+            } else {
+                a[i]
+            }
+        })
+    }
+    fn and_or(a: [u8; 64], b: [u8; 64], c: [u8; 64]) -> [u8; 64] {
+        std::array::from_fn(|i| (a[i] & b[i]) | c[i])
+    }
+    fn permutexvar_epi8(idx: [u8; 64], table: [u8; 64]) -> [u8; 64] {
+        std::array::from_fn(|i| table[(idx[i] & 63) as usize])
     }
     fn srli_epi16(a: [u8; 64], n: u32) -> [u8; 64] {
         let mut v = [0u8; 64];
@@ -287,6 +316,32 @@ mod native {
         fn add_epi32(a: __m512i, b: __m512i) -> __m512i {
             // SAFETY: AVX-512F present (module contract).
             unsafe { _mm512_add_epi32(a, b) }
+        }
+        #[inline(always)]
+        fn sub_epi8(a: __m512i, b: __m512i) -> __m512i {
+            // SAFETY: AVX-512BW present (module contract).
+            unsafe { _mm512_sub_epi8(a, b) }
+        }
+        #[inline(always)]
+        fn add_epi8(a: __m512i, b: __m512i) -> __m512i {
+            // SAFETY: AVX-512BW present (module contract).
+            unsafe { _mm512_add_epi8(a, b) }
+        }
+        #[inline(always)]
+        fn mask_add_epi8(a: __m512i, k: u64, b: __m512i) -> __m512i {
+            // SAFETY: AVX-512BW present (module contract).
+            unsafe { _mm512_mask_add_epi8(a, k, a, b) }
+        }
+        #[inline(always)]
+        fn and_or(a: __m512i, b: __m512i, c: __m512i) -> __m512i {
+            // SAFETY: AVX-512F present (module contract).
+            unsafe { _mm512_ternarylogic_epi32::<0xEA>(a, b, c) }
+        }
+        #[inline(always)]
+        fn permutexvar_epi8(idx: __m512i, table: __m512i) -> __m512i {
+            // SAFETY: AVX-512 VBMI present: only instantiated in entry points compiled with it,
+            // reached with a kernel proving it (module contract).
+            unsafe { _mm512_permutexvar_epi8(idx, table) }
         }
         #[inline(always)]
         fn srli_epi16(a: __m512i, n: u32) -> __m512i {

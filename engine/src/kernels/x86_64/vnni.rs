@@ -24,7 +24,9 @@
 use std::ops::Range;
 
 use super::simd512::{Simd512, reduce4};
-use crate::kernels::views::{I2View, PackedView, RotorView};
+use crate::kernels::acts::PANEL;
+use crate::kernels::gemm::MR;
+use crate::kernels::views::{I2View, PackedView, RotorView, TlView};
 
 /// Rows of a rotor matrix that share each activation load.
 const ROTOR_ROWS: usize = 4;
@@ -253,6 +255,266 @@ pub fn i2_gemv<S: Simd512>(w: &I2View, xp: &[i8], xsum: i32, rows: Range<usize>,
 }
 
 // ---------------------------------------------------------------------------------------------
+// rotor-tl: table lookups (T-MAC style) over P/N nibbles
+
+/// The lookup tables of one activation row for [`tl_gemv`]: per quad of 16 columns, 128 bytes
+/// `[TL | TH]`, where byte `16q + m` of TL is `Σ_{i ∈ m} (x[16Q+4q+i] & 15)` and of TH is
+/// `Σ_{i ∈ m} (x[16Q+4q+i] >> 4)` (arithmetic shift), so that `x = 16·xh + xl` exactly and
+/// every subset sum fits a byte ([0, 60] and [−32, 28]). Portable; the oracle of
+/// [`tl_tables`].
+pub fn tl_tables_scalar(x: &[i8], words: usize, out: &mut Vec<u8>) {
+    let quads = 4 * words;
+    out.clear();
+    out.resize(quads * 128, 0);
+    for g in 0..4 * quads {
+        let (quad, q) = (g / 4, g % 4);
+        let xs = &x[4 * g..4 * g + 4];
+        let t = &mut out[quad * 128..quad * 128 + 128];
+        for m in 1..16usize {
+            let (rest, i) = (m & (m - 1), m.trailing_zeros() as usize);
+            t[16 * q + m] = t[16 * q + rest].wrapping_add(xs[i] as u8 & 15);
+            t[64 + 16 * q + m] = t[64 + 16 * q + rest].wrapping_add((xs[i] >> 4) as u8);
+        }
+    }
+}
+
+/// [`tl_tables_scalar`] in vector code: per 64 activations, `xl = x & 15` and `xh` (the high
+/// nibble sign-extended through a 16-entry `vpermb` lookup), then each quad's table is four
+/// masked byte adds of `vpermb`-gathered activations (entry `16q + m` adds activation
+/// `4q + i` where bit `i` of `m` is set): 16 operations per table of 64 entries.
+#[inline(always)]
+pub fn tl_tables<S: Simd512>(x: &[i8], words: usize, out: &mut Vec<u8>) {
+    let quads = 4 * words;
+    assert!(x.len() >= 64 * words);
+    out.clear();
+    out.resize(quads * 128, 0);
+    // Gather indices: entry 16q + m of quad Q' (of the word) reads activation 16Q' + 4q + i.
+    let idx = |qq: usize, i: usize| {
+        let v: [u8; 64] = std::array::from_fn(|e| (16 * qq + 4 * (e / 16) + i) as u8);
+        // SAFETY: 64 readable bytes.
+        unsafe { S::loadu(v.as_ptr()) }
+    };
+    let gather: [[S::V; 4]; 4] = std::array::from_fn(|qq| std::array::from_fn(|i| idx(qq, i)));
+    // Entries whose subset m contains activation i.
+    let masks: [u64; 4] =
+        std::array::from_fn(|i| (0..64).fold(0u64, |k, e| k | (((e % 16) >> i & 1) as u64) << e));
+    let low = S::set1_epi8(0x0f);
+    // High nibble n → n − 16·(n ≥ 8): the arithmetic shift x >> 4 by table.
+    let sext = {
+        let v: [u8; 64] =
+            std::array::from_fn(|e| ((e % 16) as i8 - if e % 16 >= 8 { 16 } else { 0 }) as u8);
+        // SAFETY: 64 readable bytes.
+        unsafe { S::loadu(v.as_ptr()) }
+    };
+    let op = out.as_mut_ptr();
+    for k in 0..words {
+        // SAFETY: 64·k + 64 ≤ 64·words ≤ x.len() (asserted).
+        let xv = unsafe { S::loadu(x.as_ptr().add(64 * k) as *const u8) };
+        let xl = S::and(xv, low);
+        let xh = S::permutexvar_epi8(S::and(S::srli_epi16(xv, 4), low), sext);
+        for qq in 0..4 {
+            let (mut tl, mut th) = (S::zero(), S::zero());
+            for i in 0..4 {
+                tl = S::mask_add_epi8(tl, masks[i], S::permutexvar_epi8(gather[qq][i], xl));
+                th = S::mask_add_epi8(th, masks[i], S::permutexvar_epi8(gather[qq][i], xh));
+            }
+            let quad = 4 * k + qq;
+            // SAFETY: quad·128 + 128 ≤ quads·128 = out.len().
+            unsafe {
+                S::storeu(op.add(quad * 128), tl);
+                S::storeu(op.add(quad * 128 + 64), th);
+            }
+        }
+    }
+}
+
+/// Blocks of 16 rows processed together (they share every table load).
+const TL_BLOCKS: usize = 2;
+
+/// `rotor-tl` GEMV: `out[i] = Σ_c t[rows.start + i][c] · x[c]`. Per quad of 16 columns and
+/// block of 16 rows: one 64-byte weight load, P and N indices (`vpternlogd`, `vpsrlw` +
+/// `vpternlogd`: the low nibble with the group number `q` put in bits 4–5), four `vpermb`
+/// (TL[P], TL[N], TH[P], TH[N]), two `vpsubb`, and two `vpdpbusd` that add each row's four
+/// group differences into its 32-bit lane (×1 for TL, ×16 for TH): 11 vector operations per
+/// 256 weights, and the 16 row sums come out in one register (no horizontal reduction).
+#[inline(always)]
+pub fn tl_gemv<S: Simd512>(
+    w: &TlView,
+    x: &[i8],
+    tables: &mut Vec<u8>,
+    rows: Range<usize>,
+    out: &mut [i32],
+) {
+    let bb = w.block_bytes();
+    let quads = 4 * w.words;
+    assert!(
+        x.len() >= 64 * w.words,
+        "activation row shorter than the weights"
+    );
+    assert!(rows.end <= w.rows && w.data.len() >= w.rows.div_ceil(16) * bb);
+    assert!(out.len() >= rows.len());
+    tl_tables::<S>(x, w.words, tables);
+    let low = S::set1_epi8(0x0f);
+    // Bits 4–5 of byte 4i + q = q: selects group q's 16 entries of the 64-byte table.
+    let qsel = {
+        let mut v = [0u8; 64];
+        for (i, b) in v.iter_mut().enumerate() {
+            *b = ((i % 4) as u8) << 4;
+        }
+        // SAFETY: 64 readable bytes.
+        unsafe { S::loadu(v.as_ptr()) }
+    };
+    let ones = S::set1_epi8(1);
+    let sixteen = S::set1_epi8(16);
+    let tp = tables.as_ptr();
+    let blocks = rows.start / 16..rows.end.div_ceil(16);
+    let mut b = blocks.start;
+    while b < blocks.end {
+        let nb = (blocks.end - b).min(TL_BLOCKS);
+        let base: [*const u8; TL_BLOCKS] = std::array::from_fn(|j| {
+            // SAFETY: block b + min(j, nb−1) < ceil(rows/16): within `data` (asserted).
+            unsafe { w.data.as_ptr().add((b + j.min(nb - 1)) * bb) }
+        });
+        let mut lo = [S::zero(); TL_BLOCKS];
+        let mut hi = [S::zero(); TL_BLOCKS];
+        for quad in 0..quads {
+            // SAFETY: quad·128 + 128 ≤ tables.len() = quads·128.
+            let (tl, th) = unsafe {
+                (
+                    S::loadu(tp.add(quad * 128)),
+                    S::loadu(tp.add(quad * 128 + 64)),
+                )
+            };
+            for j in 0..TL_BLOCKS {
+                S::prefetch(base[j].wrapping_add(TL_BLOCKS * bb + quad * 64));
+                // SAFETY: quad·64 + 64 ≤ bb: within the block.
+                let v = unsafe { S::loadu(base[j].add(quad * 64)) };
+                let pi = S::and_or(v, low, qsel);
+                let ni = S::and_or(S::srli_epi16(v, 4), low, qsel);
+                let dl = S::sub_epi8(S::permutexvar_epi8(pi, tl), S::permutexvar_epi8(ni, tl));
+                let dh = S::sub_epi8(S::permutexvar_epi8(pi, th), S::permutexvar_epi8(ni, th));
+                lo[j] = S::dpbusd(lo[j], ones, dl);
+                hi[j] = S::dpbusd(hi[j], sixteen, dh);
+            }
+        }
+        for j in 0..nb {
+            let sums = S::to_i32x16(S::add_epi32(lo[j], hi[j]));
+            for (i, &v) in sums.iter().enumerate() {
+                let r = (b + j) * 16 + i;
+                if rows.contains(&r) {
+                    out[r - rows.start] = v;
+                }
+            }
+        }
+        b += nb;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// batched inner product (kernels/gemm.rs) on zmm registers
+
+/// `c[r][pi][j]` for `r < 32` rows of `codes` (u8, `stride` apart) against panels `b0`, `b1`:
+/// eight rows × two panels at a time in sixteen accumulators (lane = token); per column group,
+/// two 64-byte panel loads, eight broadcast code dwords, sixteen `vpdpbusd`.
+#[inline(always)]
+pub fn gemm_block<S: Simd512>(
+    codes: &[u8],
+    stride: usize,
+    b0: &[i8],
+    b1: &[i8],
+    c: &mut [i32; MR * PANEL * 2],
+) {
+    assert!(codes.len() >= MR * stride && b0.len() >= PANEL * stride && b1.len() >= PANEL * stride);
+    let groups = stride / 4;
+    let (a, p0, p1) = (
+        codes.as_ptr(),
+        b0.as_ptr() as *const u8,
+        b1.as_ptr() as *const u8,
+    );
+    for r8 in (0..MR).step_by(8) {
+        let mut acc = [[S::zero(); 2]; 8];
+        for g in 0..groups {
+            // SAFETY: 64·g + 64 ≤ 16·stride = panel length (asserted).
+            let (v0, v1) = unsafe { (S::loadu(p0.add(64 * g)), S::loadu(p1.add(64 * g))) };
+            for i in 0..8 {
+                // SAFETY: row r8 + i < 32, column 4g + 4 ≤ stride: within `codes` (asserted).
+                let w = unsafe { S::bcast4(a.add((r8 + i) * stride + 4 * g)) };
+                acc[i][0] = S::dpbusd(acc[i][0], w, v0);
+                acc[i][1] = S::dpbusd(acc[i][1], w, v1);
+            }
+        }
+        for i in 0..8 {
+            for pi in 0..2 {
+                let v = S::to_i32x16(acc[i][pi]);
+                let dst = (r8 + i) * 2 * PANEL + pi * PANEL;
+                c[dst..dst + PANEL].copy_from_slice(&v);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// tile decoders: weight rows → codes t + 1 (u8), for the batched inner product
+
+/// Codes of rotor rows `rows` into `dst` (`stride` bytes a row): two masked byte moves per
+/// 64 weights (`1`, then `2` where plane A, then `0` where plane B — right for P/N and for
+/// M/S alike, since S ⊂ M).
+#[inline(always)]
+pub fn rotor_decode<S: Simd512>(w: &RotorView, rows: Range<usize>, dst: &mut [u8], stride: usize) {
+    let wpr = w.wpr;
+    assert!(stride >= 64 * wpr && dst.len() >= rows.len() * stride);
+    assert!(rows.end <= w.rows && w.words.len() >= w.rows * 2 * wpr);
+    let (one, two, zero) = (S::set1_epi8(1), S::set1_epi8(2), S::zero());
+    for (i, r) in rows.enumerate() {
+        let row = &w.words[r * 2 * wpr..(r + 1) * 2 * wpr];
+        let d = &mut dst[i * stride..(i + 1) * stride];
+        for k in 0..wpr {
+            let (ia, ib) = w.plane_idx::<{ usize::MAX }>(k);
+            let v = S::mask_mov_epi8(S::mask_mov_epi8(one, row[ia], two), row[ib], zero);
+            // SAFETY: 64·k + 64 ≤ 64·wpr ≤ stride = d.len().
+            unsafe { S::storeu(d.as_mut_ptr().add(64 * k), v) };
+        }
+        d[64 * wpr..].fill(1);
+    }
+}
+
+/// Codes of output rows `g·rows/4 + units` of the packed layout: `(byte >> 2g) & 3`, one
+/// shift and one and per 64 weights.
+#[inline(always)]
+pub fn packed_decode<S: Simd512>(
+    w: &PackedView,
+    g: usize,
+    units: Range<usize>,
+    dst: &mut [u8],
+    stride: usize,
+) {
+    let cols = w.cols;
+    let full = cols / 64 * 64;
+    assert!(stride >= cols && dst.len() >= units.len() * stride && g < 4);
+    let m3 = S::set1_epi8(3);
+    for (i, u) in units.enumerate() {
+        let src = &w.data[u * cols..(u + 1) * cols];
+        let d = &mut dst[i * stride..(i + 1) * stride];
+        for c in (0..full).step_by(64) {
+            // SAFETY: c + 64 ≤ full ≤ cols = src.len() ≤ d.len().
+            unsafe {
+                let v = S::loadu(src.as_ptr().add(c));
+                let v = if g == 0 {
+                    v
+                } else {
+                    S::srli_epi16(v, 2 * g as u32)
+                };
+                S::storeu(d.as_mut_ptr().add(c), S::and(v, m3));
+            }
+        }
+        for c in full..cols {
+            d[c] = (src[c] >> (2 * g)) & 3;
+        }
+        d[cols..].fill(1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // entry points
 
 #[cfg(target_arch = "x86_64")]
@@ -278,6 +540,52 @@ pub mod native {
         out: &mut [&mut [i32]],
     ) {
         super::packed_gemv::<Native<true>>(w, x, xsum, units, out)
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512 F and BW.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn rotor_decode(w: &RotorView, rows: Range<usize>, dst: &mut [u8], stride: usize) {
+        super::rotor_decode::<Native<true>>(w, rows, dst, stride)
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512 F and BW.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn packed_decode(
+        w: &PackedView,
+        g: usize,
+        units: Range<usize>,
+        dst: &mut [u8],
+        stride: usize,
+    ) {
+        super::packed_decode::<Native<true>>(w, g, units, dst, stride)
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and VNNI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn gemm_block(
+        codes: &[u8],
+        stride: usize,
+        b0: &[i8],
+        b1: &[i8],
+        c: &mut [i32; MR * PANEL * 2],
+    ) {
+        super::gemm_block::<Native<true>>(codes, stride, b0, b1, c)
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW, VNNI and VBMI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
+    pub unsafe fn tl_gemv(
+        w: &TlView,
+        x: &[i8],
+        tables: &mut Vec<u8>,
+        rows: Range<usize>,
+        out: &mut [i32],
+    ) {
+        super::tl_gemv::<Native<true>>(w, x, tables, rows, out)
     }
 
     /// # Safety
