@@ -54,6 +54,16 @@ enum Cmd {
     Faults(FaultsArgs),
     /// Write the model as a GGUF file for llama.cpp (ternary TQ2_0/TQ1_0, or bitnet.cpp's I2_S).
     Export(ExportArgs),
+    /// List every layout's kernels, what this CPU runs, and the start-up measurement behind
+    /// `--layout rotor` and `--kernel auto`.
+    Kernels(KernelsArgs),
+}
+
+#[derive(Args)]
+struct KernelsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -129,12 +139,15 @@ struct ModelArgs {
     /// Model directory (config.json + model.safetensors [+ tokenizer.json]).
     #[arg(long)]
     model: PathBuf,
-    /// Weight layout: rotor (best rotor variant), rotor-pn, rotor-ms, rotor-pn-b4, rotor-pn-row,
-    /// rotor-ms-b4, rotor-ms-row, hf_packed, i2, tq1, dense.
+    /// Weight layout: rotor (the fastest rotor variant on this CPU, measured: see `rotor
+    /// kernels`), rotor-pn, rotor-ms, rotor-pn-b4, rotor-pn-row, rotor-ms-b4, rotor-ms-row,
+    /// rotor-tl, hf_packed, i2, tq1, dense.
     #[arg(long, default_value = "rotor")]
     layout: String,
-    /// Kernel family: scalar, avx2, avx512 (default: ROTOR_KERNEL, else the widest this CPU and
-    /// layout support).
+    /// Kernel family: auto (the default: ROTOR_KERNEL if set, else the fastest kernel this
+    /// CPU has for the layout, measured at start-up, with AMX or VNNI tiles for prefill),
+    /// scalar, avx2, avx512, avx512vnni, amx (a named family runs every product, single-token
+    /// and batched).
     #[arg(long)]
     kernel: Option<String>,
     /// Worker threads (default: all cores).
@@ -164,13 +177,20 @@ impl ModelArgs {
     }
 
     fn load(&self) -> Result<Model> {
-        let layout = LayoutKind::parse(&self.layout)?;
-        let kernel = match &self.kernel {
+        let kernel = match self.kernel.as_deref().map(str::trim) {
+            Some("auto") => None,
             Some(k) => Some(Kernel::by_name(k)?),
             None => match std::env::var("ROTOR_KERNEL") {
-                Ok(v) if !v.trim().is_empty() => Some(Kernel::from_env()?),
+                Ok(v) if !v.trim().is_empty() && v.trim() != "auto" => Some(Kernel::from_env()?),
                 _ => None,
             },
+        };
+        // `rotor` with a named kernel: the fastest rotor variant that has that kernel.
+        let layout = match kernel {
+            Some(k) if self.layout.trim().eq_ignore_ascii_case("rotor") => {
+                rotor::ternary::select::best_rotor_with(k.kind())
+            }
+            _ => LayoutKind::parse(&self.layout)?,
         };
         if !self.model.is_dir() && rotor::gguf::gguf_path(&self.model).is_none() {
             bail!(
@@ -297,6 +317,7 @@ fn main() {
         Cmd::Bench(a) => cmd_bench(a),
         Cmd::Faults(a) => cmd_faults(a),
         Cmd::Export(a) => cmd_export(a),
+        Cmd::Kernels(a) => cmd_kernels(a),
     };
     if let Err(e) = r {
         // A closed pipe (`rotor inspect | head`) is not an error.
@@ -780,5 +801,111 @@ fn cmd_export(a: ExportArgs) -> Result<()> {
         opts.head.ggml(),
         r.time.as_secs_f64()
     );
+    Ok(())
+}
+
+fn cmd_kernels(a: KernelsArgs) -> Result<()> {
+    use rotor::KernelKind;
+    use rotor::ternary::select;
+    let (cpu, feats) = rotor::kernels::cpu_description();
+    let available: Vec<&str> = Kernel::available().iter().map(|k| k.name()).collect();
+    let table = select::calibration();
+    let (rotor_layout, rotor_kernel) = select::best_rotor();
+    let layouts: Vec<serde_json::Value> = LayoutKind::all()
+        .into_iter()
+        .map(|l| {
+            let auto = l.best_kernel();
+            let kernels: Vec<serde_json::Value> = l
+                .kernels()
+                .iter()
+                .map(|&kind: &KernelKind| {
+                    let t = table
+                        .iter()
+                        .find(|t| t.layout == l && t.kernel.kind() == kind);
+                    json!({
+                        "kernel": kind.name(),
+                        "available": Kernel::of(kind).is_ok(),
+                        "calibration_us": t.map(|t| t.seconds * 1e6),
+                        "g_weights_per_s": t.map(|t| t.weights_per_s / 1e9),
+                    })
+                })
+                .collect();
+            json!({
+                "layout": l.name(),
+                "kernels": kernels,
+                "auto": auto.name(),
+                "auto_batched": select::gemm_kernel(l, auto).name(),
+            })
+        })
+        .collect();
+    if a.json {
+        let out = json!({
+            "cpu": cpu, "features": feats, "available": available,
+            "rotor": {"layout": rotor_layout.name(), "kernel": rotor_kernel.name()},
+            "calibration": {"rows": 1024, "cols": 2560, "batch": 1, "threads": 1, "reps": 15},
+            "layouts": layouts,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    macro_rules! outln {
+        ($o:expr, $($t:tt)*) => { writeln!($o, $($t)*).expect("writing to a String") };
+    }
+    outln!(o, "CPU: {cpu}");
+    outln!(o, "features: {}", feats.join(" "));
+    outln!(o, "kernel families this CPU runs: {}", available.join(", "));
+    outln!(
+        o,
+        "--layout rotor = {} with {} (fastest rotor variant in the start-up measurement)",
+        rotor_layout.name(),
+        rotor_kernel.name()
+    );
+    outln!(
+        o,
+        "\nstart-up measurement: one 1024×2560 single-token product, best of 15 interleaved runs, one thread (amx runs the avx512vnni single-token code)\n"
+    );
+    outln!(
+        o,
+        "{:<14} {:<12} {:>10} {:>12}   auto (decode / prefill)",
+        "layout",
+        "kernel",
+        "µs",
+        "G weights/s"
+    );
+    for l in &layouts {
+        let mut first = true;
+        for k in l["kernels"].as_array().expect("array") {
+            let (us, gw) = match (k["calibration_us"].as_f64(), k["g_weights_per_s"].as_f64()) {
+                (Some(us), Some(g)) => (format!("{us:.1}"), format!("{g:.1}")),
+                _ if k["available"].as_bool() == Some(true) => ("—".into(), "as avx512vnni".into()),
+                _ => ("—".into(), "not on this CPU".into()),
+            };
+            outln!(
+                o,
+                "{:<14} {:<12} {:>10} {:>12}   {}",
+                if first {
+                    l["layout"].as_str().unwrap_or("")
+                } else {
+                    ""
+                },
+                k["kernel"].as_str().unwrap_or(""),
+                us,
+                gw,
+                if first {
+                    format!(
+                        "{} / {}",
+                        l["auto"].as_str().unwrap_or(""),
+                        l["auto_batched"].as_str().unwrap_or("")
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            first = false;
+        }
+    }
+    std::io::Write::write_all(&mut std::io::stdout(), o.as_bytes())?;
     Ok(())
 }

@@ -314,7 +314,7 @@ impl Model {
         let c = &self.config;
         let layer: &Layer = &self.layers[l];
         let (h, qd, kvd, inter) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
-        let k = self.kernel;
+        let k = if t > 1 { self.gemm_kernel } else { self.kernel };
         let eps = c.rms_norm_eps;
 
         // --- attention block

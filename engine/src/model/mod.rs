@@ -312,7 +312,8 @@ impl Int8Head {
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
     pub layout: LayoutKind,
-    /// `None`: the best kernel this CPU has for the layout.
+    /// `None` (`--kernel auto`): the fastest kernel this CPU has for the layout
+    /// ([`select`]), with the widest batched family for prefill.
     pub kernel: Option<Kernel>,
     /// Worker threads (`None`: all cores).
     pub threads: Option<usize>,
@@ -327,7 +328,7 @@ pub struct LoadOptions {
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
-            layout: LayoutKind::ROTOR_DEFAULT,
+            layout: LayoutKind::rotor(),
             kernel: None,
             threads: None,
             checksums: false,
@@ -350,7 +351,11 @@ pub struct LoadTimes {
 pub struct Model {
     pub config: Config,
     pub layout: LayoutKind,
+    /// The kernel of single-token products (decode).
     pub kernel: Kernel,
+    /// The kernel of batched products (prefill): [`select::gemm_kernel`] unless `--kernel`
+    /// named one.
+    pub gemm_kernel: Kernel,
     pub embed: Bf16Matrix, // [vocab][hidden]
     /// Untied output head (`lm_head.weight`), when the checkpoint has one.
     pub lm_head: Option<Bf16Matrix>,
@@ -670,12 +675,17 @@ fn finish(
     }
     drop(it);
     let rope = rope::Rope::new(c.head_dim, c.rope_theta, c.max_position_embeddings);
+    let gemm_kernel = match opts.kernel {
+        Some(k) => k,
+        None => crate::ternary::select::gemm_kernel(layout, kernel),
+    };
     Model {
         checkpoint_bytes,
         acts: opts.acts,
         config,
         layout,
         kernel,
+        gemm_kernel,
         embed,
         lm_head,
         head_int8,

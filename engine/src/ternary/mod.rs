@@ -25,6 +25,7 @@ pub mod hf_packed;
 pub mod i2;
 pub mod rotor;
 pub mod rotor_tl;
+pub mod select;
 pub mod tq1;
 
 pub use dense::{Dense, Ternary};
@@ -96,8 +97,20 @@ pub enum LayoutKind {
 }
 
 impl LayoutKind {
-    /// The rotor variant `rotor` stands for (chosen by the layouts experiment; see reports/).
+    /// The portable rotor variant (P/N planes, one word per block): what `rotor` falls back to
+    /// where no faster variant is measured. `rotor` itself is [`LayoutKind::rotor`].
     pub const ROTOR_DEFAULT: LayoutKind = LayoutKind::Rotor(Encoding::Pn, Block::Words(1));
+
+    /// The rotor variant `--layout rotor` stands for on this CPU: the fastest one in this
+    /// process's calibration ([`select`]).
+    pub fn rotor() -> LayoutKind {
+        select::best_rotor().0
+    }
+
+    /// True for every variant of the rotor layout (two bit-planes per weight).
+    pub fn is_rotor(self) -> bool {
+        matches!(self, LayoutKind::Rotor(..) | LayoutKind::RotorTl)
+    }
 
     /// Every layout, every rotor variant included.
     pub fn all() -> Vec<LayoutKind> {
@@ -115,7 +128,7 @@ impl LayoutKind {
     /// The layouts named in DESIGN.md's CLI contract (plus `dense`).
     pub fn main() -> Vec<LayoutKind> {
         vec![
-            LayoutKind::ROTOR_DEFAULT,
+            LayoutKind::rotor(),
             LayoutKind::HfPacked,
             LayoutKind::I2,
             LayoutKind::Tq1,
@@ -136,7 +149,7 @@ impl LayoutKind {
     pub fn parse(name: &str) -> Result<LayoutKind> {
         let n = name.trim().to_ascii_lowercase().replace('-', "_");
         if n == "rotor" {
-            return Ok(LayoutKind::ROTOR_DEFAULT);
+            return Ok(LayoutKind::rotor());
         }
         LayoutKind::all()
             .into_iter()
@@ -165,13 +178,10 @@ impl LayoutKind {
         }
     }
 
-    /// The widest kernel this CPU can run that this layout has.
+    /// The fastest kernel this CPU runs for this layout, from this process's calibration
+    /// ([`select`]): what `--kernel auto` (the default) means.
     pub fn best_kernel(self) -> Kernel {
-        Kernel::available()
-            .into_iter()
-            .rev()
-            .find(|k| self.kernels().contains(&k.kind()))
-            .unwrap_or_else(Kernel::scalar)
+        select::best_kernel(self)
     }
 
     /// Check that this layout has a kernel for `k`.
