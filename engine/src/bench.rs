@@ -59,6 +59,10 @@ pub struct BenchReport {
     pub gen_tokens: usize,
     pub runs: usize,
     pub decode_ms_per_token_by_stage: StageMs,
+    /// Milliseconds of one prefill of `prompt_tokens`, by stage (mean of the timed runs).
+    pub prefill_ms_by_stage: StageMs,
+    /// The kernel of batched products (prefill); `kernel` is the single-token one.
+    pub gemm_kernel: String,
     pub kv_cache_bytes: usize,
     pub model_weight_bytes: usize,
 }
@@ -93,12 +97,14 @@ pub fn run(model: &Model, o: &BenchOptions, stats: &VerifyStats) -> Result<Bench
     let mut st = State::new(model, 64, cap);
     model.forward(&prompt, &mut cache, &mut st, Logits::Last, verify)?;
     let mut prefill = vec![];
+    st.timings = Default::default();
     for _ in 0..runs {
         cache.clear();
         let t = Instant::now();
         model.forward(&prompt, &mut cache, &mut st, Logits::Last, verify)?;
         prefill.push(n_prompt as f64 / t.elapsed().as_secs_f64());
     }
+    let pt = st.timings;
     let mut decode = vec![];
     st.timings = Default::default();
     for _ in 0..runs {
@@ -153,6 +159,13 @@ pub fn run(model: &Model, o: &BenchOptions, stats: &VerifyStats) -> Result<Bench
         prompt_tokens: n_prompt,
         gen_tokens: o.gen_tokens,
         runs,
+        prefill_ms_by_stage: StageMs {
+            ternary: pt.ternary.as_secs_f64() * 1e3 / runs as f64,
+            attention: pt.attention.as_secs_f64() * 1e3 / runs as f64,
+            norms_quant: pt.norms.as_secs_f64() * 1e3 / runs as f64,
+            head: pt.head.as_secs_f64() * 1e3 / runs as f64,
+        },
+        gemm_kernel: model.gemm_kernel.name().into(),
         decode_ms_per_token_by_stage: StageMs {
             ternary: ms(tm.ternary),
             attention: ms(tm.attention),

@@ -137,12 +137,21 @@ pub fn quantize_batch_as(
         return;
     };
     let stride = buf.stride;
-    for b in 0..batch {
-        let (s, sum) = quantize_row_to(
-            &x[b * cols..(b + 1) * cols],
-            qmax,
-            &mut buf.data[b * stride..b * stride + cols],
-        );
+    // Rows are independent; several (prefill) run in parallel on the current pool.
+    let per_row = |(xr, dr): (&[f32], &mut [i8])| quantize_row_to(xr, qmax, &mut dr[..cols]);
+    let res: Vec<(f32, i32)> = if batch >= 4 {
+        use rayon::prelude::*;
+        x.par_chunks_exact(cols)
+            .zip(buf.data.par_chunks_exact_mut(stride))
+            .map(per_row)
+            .collect()
+    } else {
+        x.chunks_exact(cols)
+            .zip(buf.data.chunks_exact_mut(stride))
+            .map(per_row)
+            .collect()
+    };
+    for (b, (s, sum)) in res.into_iter().enumerate() {
         buf.sums[b] = sum;
         scales.push(s);
     }

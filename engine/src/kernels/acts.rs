@@ -60,19 +60,21 @@ impl<'a> Acts<'a> {
 
 /// Rearrange `batch` rows of `stride` bytes into panels (module docs); `out` is resized.
 pub fn build_panels(data: &[i8], batch: usize, stride: usize, out: &mut Vec<i8>) {
+    use rayon::prelude::*;
     let panels = batch.div_ceil(PANEL);
     out.clear();
     out.resize(panels * PANEL * stride, 0);
     let groups = stride / 4;
-    for p in 0..panels {
-        let dst = &mut out[p * PANEL * stride..(p + 1) * PANEL * stride];
-        for j in 0..PANEL.min(batch - p * PANEL) {
-            let src = &data[(p * PANEL + j) * stride..(p * PANEL + j + 1) * stride];
-            for g in 0..groups {
-                dst[g * 64 + 4 * j..g * 64 + 4 * j + 4].copy_from_slice(&src[4 * g..4 * g + 4]);
+    out.par_chunks_mut(PANEL * stride)
+        .enumerate()
+        .for_each(|(p, dst)| {
+            for j in 0..PANEL.min(batch - p * PANEL) {
+                let src = &data[(p * PANEL + j) * stride..(p * PANEL + j + 1) * stride];
+                for g in 0..groups {
+                    dst[g * 64 + 4 * j..g * 64 + 4 * j + 4].copy_from_slice(&src[4 * g..4 * g + 4]);
+                }
             }
-        }
-    }
+        });
 }
 
 /// An owned, reusable buffer of padded activation rows.

@@ -98,6 +98,22 @@ pub fn dot_f32(k: Kernel, a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
+/// Four dot products of one vector `a` with `b[0..4]`, each exactly [`dot_f32`] (same
+/// canonical order, bit for bit): the SIMD version loads `a` once for the four (attention
+/// scores, four keys per query).
+#[inline]
+pub fn dot_f32_x4(k: Kernel, a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    assert!(b.iter().all(|v| v.len() == a.len()));
+    match k.float_kind() {
+        // SAFETY: `k` proves the CPU has AVX2.
+        #[cfg(target_arch = "x86_64")]
+        KernelKind::Avx2 | KernelKind::Avx512 if a.len() % 16 == 0 => unsafe {
+            simd::dot_f32_x4_avx2(a, b)
+        },
+        _ => b.map(|v| dot_f32(k, a, v)),
+    }
+}
+
 /// Serial block of the head: out `[row][batch]` for rows `rows`.
 pub fn head_block(
     k: Kernel,
@@ -225,6 +241,32 @@ mod simd {
             }
         }
         reduce16(lo, hi)
+    }
+
+    /// Four dot products sharing the loads of `a` (`a.len()` a multiple of 16): per dot the
+    /// same two 8-lane partial sums, multiplies and adds as [`dot_f32_avx2`].
+    #[target_feature(enable = "avx2")]
+    pub fn dot_f32_x4_avx2(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+        let n = a.len();
+        debug_assert!(n % 16 == 0 && b.iter().all(|v| v.len() == n));
+        let mut lo = [_mm256_setzero_ps(); 4];
+        let mut hi = [_mm256_setzero_ps(); 4];
+        let ap = a.as_ptr();
+        let bp = b.map(|v| v.as_ptr());
+        let mut c = 0;
+        while c < n {
+            // SAFETY: c + 16 ≤ n elements of `a` and of every `b[j]` (asserted by the caller).
+            unsafe {
+                let (a0, a1) = (_mm256_loadu_ps(ap.add(c)), _mm256_loadu_ps(ap.add(c + 8)));
+                for j in 0..4 {
+                    lo[j] = _mm256_add_ps(lo[j], _mm256_mul_ps(a0, _mm256_loadu_ps(bp[j].add(c))));
+                    hi[j] =
+                        _mm256_add_ps(hi[j], _mm256_mul_ps(a1, _mm256_loadu_ps(bp[j].add(c + 8))));
+                }
+            }
+            c += 16;
+        }
+        std::array::from_fn(|j| reduce16(lo[j], hi[j]))
     }
 
     /// AVX-512: the sixteen partial sums in one register; the reduction splits it into the

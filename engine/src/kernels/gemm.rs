@@ -56,86 +56,110 @@ pub fn gemm_codes(
         has_tiles(k),
         "gemm_codes needs a kernel with a batched inner product"
     );
-    let batch = x.batch;
     let stride = x.stride;
-    assert!(stride % 64 == 0 && out.len() >= rows * batch);
+    assert!(stride % 64 == 0 && out.len() >= rows * x.batch);
     PANELS.with_borrow_mut(|own| {
         let panels: &[i8] = if x.has_panels() {
             x.panels
         } else {
-            build_panels(x.data, batch, stride, own);
+            build_panels(x.data, x.batch, stride, own);
             own
         };
         CODES.with_borrow_mut(|codes| {
             codes.resize(MR * stride, 1);
-            let mut c = [0i32; MR * PANEL * 2];
-            let mut r0 = 0;
-            while r0 < rows {
-                let n = (rows - r0).min(MR);
-                decode(r0..r0 + n, &mut codes[..n * stride]);
-                // Rows past the matrix in the last block: zero weights (their sums are dropped).
-                codes[n * stride..].fill(1);
-                let mut p = 0;
-                let np = batch.div_ceil(PANEL);
-                while p < np {
-                    // Two panels per step (the second repeats the first at an odd end).
-                    let p1 = (p + 1).min(np - 1);
-                    block(k, codes, stride, panels, p, p1, &mut c);
-                    for (pi, pp) in [p, p1].into_iter().enumerate() {
-                        if pi == 1 && p1 == p {
-                            break;
-                        }
-                        for r in 0..n {
-                            for j in 0..PANEL.min(batch - pp * PANEL) {
-                                let b = pp * PANEL + j;
-                                out[(r0 + r) * batch + b] =
-                                    c[r * 2 * PANEL + pi * PANEL + j].wrapping_sub(x.sums[b]);
-                            }
+            let job = Job {
+                x,
+                panels,
+                rows,
+                decode,
+            };
+            #[cfg(target_arch = "x86_64")]
+            {
+                use super::KernelKind;
+                use super::x86_64::{amx, simd512, vnni};
+                match (k.native_kind(), k.kind()) {
+                    (Some(KernelKind::Amx), _) => {
+                        // SAFETY: `k` proves AMX-INT8 and the tile-data permission.
+                        unsafe {
+                            amx::native_run(|t| {
+                                job.run(codes, out, |a, b0, b1, c| {
+                                    amx::block_with(t, a, stride, b0, b1, c)
+                                })
+                            })
                         }
                     }
-                    p += 2;
+                    (None, KernelKind::Amx) => amx::run::<amx::Emulated, _>(|t| {
+                        job.run(codes, out, |a, b0, b1, c| {
+                            amx::block_with(t, a, stride, b0, b1, c)
+                        })
+                    }),
+                    (Some(_), _) => job.run(codes, out, |a, b0, b1, c| {
+                        // SAFETY: `has_tiles(k)` and native: `k` proves AVX-512 F+BW+VNNI.
+                        unsafe { vnni::native::gemm_block(a, stride, b0, b1, c) }
+                    }),
+                    (None, _) => job.run(codes, out, |a, b0, b1, c| {
+                        vnni::gemm_block::<simd512::Emulated>(a, stride, b0, b1, c)
+                    }),
                 }
-                r0 += n;
             }
+            #[cfg(not(target_arch = "x86_64"))]
+            job.run(codes, out, |a, b0, b1, c| {
+                block_scalar(a, stride, b0, b1, c)
+            })
         });
     });
 }
 
-/// `c[r][pi][j]` (`r < MR`, `pi < 2`, `j < 16`) = Σ_c codes[r][c] · panel `[p0, p1][pi]`
-/// token `j`, column `c`.
-fn block(
-    k: Kernel,
-    codes: &[u8],
-    stride: usize,
-    panels: &[i8],
-    p0: usize,
-    p1: usize,
-    c: &mut [i32; MR * PANEL * 2],
-) {
-    let pan = |p: usize| &panels[p * PANEL * stride..(p + 1) * PANEL * stride];
-    #[cfg(target_arch = "x86_64")]
-    {
-        use super::KernelKind;
-        use super::x86_64::{amx, simd512, vnni};
-        match (k.native_kind(), k.kind()) {
-            (Some(KernelKind::Amx), _) => {
-                // SAFETY: `k` proves AMX-INT8 and the tile-data permission.
-                return unsafe { amx::native_block(codes, stride, pan(p0), pan(p1), c) };
+/// One batched product: the activations (and their panels), the rows and their decoder.
+struct Job<'a> {
+    x: &'a Acts<'a>,
+    panels: &'a [i8],
+    rows: usize,
+    decode: &'a dyn Fn(Range<usize>, &mut [u8]),
+}
+
+impl Job<'_> {
+    /// Decode each block of [`MR`] rows once, run `block` on it for every pair of panels,
+    /// subtract the activation sums.
+    fn run(
+        &self,
+        codes: &mut [u8],
+        out: &mut [i32],
+        mut block: impl FnMut(&[u8], &[i8], &[i8], &mut [i32; MR * PANEL * 2]),
+    ) {
+        let (x, stride, batch) = (self.x, self.x.stride, self.x.batch);
+        let pan = |p: usize| &self.panels[p * PANEL * stride..(p + 1) * PANEL * stride];
+        let mut c = [0i32; MR * PANEL * 2];
+        let np = batch.div_ceil(PANEL);
+        let mut r0 = 0;
+        while r0 < self.rows {
+            let n = (self.rows - r0).min(MR);
+            (self.decode)(r0..r0 + n, &mut codes[..n * stride]);
+            // Rows past the matrix in the last block: zero weights (their sums are dropped).
+            codes[n * stride..].fill(1);
+            let mut p = 0;
+            while p < np {
+                // Two panels per step (the second repeats the first at an odd end).
+                let p1 = (p + 1).min(np - 1);
+                block(codes, pan(p), pan(p1), &mut c);
+                for (pi, pp) in [p, p1].into_iter().enumerate() {
+                    if pi == 1 && p1 == p {
+                        break;
+                    }
+                    let m = PANEL.min(batch - pp * PANEL);
+                    for r in 0..n {
+                        let o = &mut out[(r0 + r) * batch + pp * PANEL..][..m];
+                        let src = &c[r * 2 * PANEL + pi * PANEL..][..m];
+                        for ((o, &v), &s) in o.iter_mut().zip(src).zip(&x.sums[pp * PANEL..]) {
+                            *o = v.wrapping_sub(s);
+                        }
+                    }
+                }
+                p += 2;
             }
-            (None, KernelKind::Amx) => {
-                return amx::block::<amx::Emulated>(codes, stride, pan(p0), pan(p1), c);
-            }
-            (Some(kind), _) if kind.has_vnni512() => {
-                // SAFETY: `k` proves AVX-512 F+BW+VNNI.
-                return unsafe { vnni::native::gemm_block(codes, stride, pan(p0), pan(p1), c) };
-            }
-            (None, kind) if kind.has_vnni512() => {
-                return vnni::gemm_block::<simd512::Emulated>(codes, stride, pan(p0), pan(p1), c);
-            }
-            _ => {}
+            r0 += n;
         }
     }
-    block_scalar(codes, stride, pan(p0), pan(p1), c)
 }
 
 /// The inner product in portable code (the oracle of the SIMD and tile versions).

@@ -26,6 +26,9 @@ use crate::kernels::float;
 use crate::quant;
 use crate::ternary::ActBuf;
 
+/// Queries per block of the prompt's attention (rows of the score matrix computed together).
+const QB: usize = 4;
+
 /// Key/value cache: `[layer][kv_head][position][head_dim]` for keys and for values.
 #[derive(Debug, Clone)]
 pub struct KvCache {
@@ -138,7 +141,7 @@ pub struct State {
     gate: Vec<f32>,   // [T, inter]
     up: Vec<f32>,     // [T, inter]
     down: Vec<f32>,   // [T, hidden]       projection output before the residual add
-    scores: Vec<f32>, // [heads, max_ctx]
+    scores: Vec<f32>, // [heads, QB, max_ctx]  attention weights of a block of queries
     acts: ActBuf,     // quantized activations of the current product
     scales: Vec<f32>, // [T] activation scales
     acc: Vec<i32>,    // [rows, T] integer products
@@ -168,7 +171,7 @@ impl State {
             gate: vec![0.0; b * inter],
             up: vec![0.0; b * inter],
             down: vec![0.0; b * hd],
-            scores: vec![0.0; c.num_heads * max_ctx],
+            scores: vec![0.0; c.num_heads * QB * max_ctx],
             acts: ActBuf::default(),
             scales: Vec::with_capacity(b),
             acc: Vec::with_capacity(b * inter.max(qd).max(hd)),
@@ -186,14 +189,25 @@ impl State {
     }
 }
 
-/// `out = x / sqrt(mean(x²) + eps) · w` per row (transformers' BitNetRMSNorm in f32).
+/// `out = x / sqrt(mean(x²) + eps) · w` per row (transformers' BitNetRMSNorm in f32). Rows
+/// are independent: several rows (prefill) run in parallel on the current pool, each with the
+/// same arithmetic as a single row (decode), so results do not depend on the batch.
 pub fn rmsnorm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let n = w.len();
-    for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+    let one = |xr: &[f32], or: &mut [f32]| {
         let ms = (xr.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / n as f64) as f32;
         let r = 1.0f32 / (ms + eps).sqrt();
         for ((o, &v), &g) in or.iter_mut().zip(xr).zip(w) {
             *o = g * (v * r);
+        }
+    };
+    if x.len() >= 4 * n {
+        x.par_chunks_exact(n)
+            .zip(out.par_chunks_exact_mut(n))
+            .for_each(|(xr, or)| one(xr, or));
+    } else {
+        for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+            one(xr, or);
         }
     }
 }
@@ -470,38 +484,71 @@ impl Model {
         let max_ctx = st.max_ctx;
         let q = &st.q;
         let cache = &*cache;
-        // One task per query head: its scores row and its [T][hd] output block.
+        // One task per query head: its attention-weight rows and its [T][hd] output block.
+        // Within a head, the prompt's queries go in blocks of QB as small matrix products:
+        // scores Q·Kᵀ with four keys per load of a query, the causal mask by row length, a
+        // softmax per row, then P·V with every value row loaded once for the block. Each
+        // score is the canonical `dot_f32` and each output element adds its terms in key order
+        // with a separate multiply and add, exactly as one query alone would (decode), so
+        // prefill and token-by-token decoding give the same bits.
         st.att_h[..nh * t * hd]
             .par_chunks_mut(t * hd)
-            .zip(st.scores.par_chunks_mut(max_ctx))
+            .zip(st.scores.par_chunks_mut(QB * max_ctx))
             .enumerate()
             .for_each(|(j, (out, scores))| {
                 let kvh = j / group;
                 let base = cache.base(l, kvh);
-                for i in 0..t {
-                    let n = pos0 + i + 1; // causal: keys 0..=pos
-                    let qv = &q[(i * nh + j) * hd..(i * nh + j + 1) * hd];
-                    let sc = &mut scores[..n];
-                    let mut m = f32::NEG_INFINITY;
-                    for (p, s) in sc.iter_mut().enumerate() {
-                        let kp = &cache.k[base + p * hd..base + (p + 1) * hd];
-                        *s = float::dot_f32(kern, qv, kp) * scale;
-                        m = m.max(*s);
+                let key = |p: usize| &cache.k[base + p * hd..base + (p + 1) * hd];
+                let val = |p: usize| &cache.v[base + p * hd..base + (p + 1) * hd];
+                let mut i0 = 0;
+                while i0 < t {
+                    let nq = (t - i0).min(QB);
+                    let mut sums = [0f32; QB];
+                    for qi in 0..nq {
+                        let i = i0 + qi;
+                        let n = pos0 + i + 1; // causal: keys 0..=pos
+                        let qv = &q[(i * nh + j) * hd..(i * nh + j + 1) * hd];
+                        let sc = &mut scores[qi * max_ctx..qi * max_ctx + n];
+                        let mut p = 0;
+                        while p + 4 <= n {
+                            let d4 = float::dot_f32_x4(
+                                kern,
+                                qv,
+                                [key(p), key(p + 1), key(p + 2), key(p + 3)],
+                            );
+                            for (s, d) in sc[p..p + 4].iter_mut().zip(d4) {
+                                *s = d * scale;
+                            }
+                            p += 4;
+                        }
+                        for (pp, s) in sc.iter_mut().enumerate().skip(p) {
+                            *s = float::dot_f32(kern, qv, key(pp)) * scale;
+                        }
+                        let m = sc.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+                        let mut sum = 0f32;
+                        for s in sc.iter_mut() {
+                            *s = (*s - m).exp();
+                            sum += *s;
+                        }
+                        sums[qi] = sum;
+                        out[i * hd..(i + 1) * hd].fill(0.0);
                     }
-                    let mut sum = 0f32;
-                    for s in sc.iter_mut() {
-                        *s = (*s - m).exp();
-                        sum += *s;
-                    }
-                    let o = &mut out[i * hd..(i + 1) * hd];
-                    o.fill(0.0);
-                    for (p, &s) in sc.iter().enumerate() {
-                        let w = s / sum;
-                        let vp = &cache.v[base + p * hd..base + (p + 1) * hd];
-                        for (a, &b) in o.iter_mut().zip(vp) {
-                            *a += w * b;
+                    // P·V: each value row once for the block; query qi takes keys 0..n(qi).
+                    let n_max = pos0 + i0 + nq;
+                    for p in 0..n_max {
+                        let vp = val(p);
+                        for qi in 0..nq {
+                            let i = i0 + qi;
+                            if p > pos0 + i {
+                                continue;
+                            }
+                            let w = scores[qi * max_ctx + p] / sums[qi];
+                            for (a, &b) in out[i * hd..(i + 1) * hd].iter_mut().zip(vp) {
+                                *a += w * b;
+                            }
                         }
                     }
+                    i0 += nq;
                 }
             });
         // [heads][T][hd] -> [T][heads·hd]

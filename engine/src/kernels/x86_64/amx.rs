@@ -14,7 +14,9 @@ use crate::kernels::gemm::MR;
 /// The tile operations of the block, tile numbers as const generics (assembly needs literal
 /// register names).
 pub trait Tiles {
-    /// Configure the eight 16 × 64-byte tiles and zero C tiles 0–3.
+    /// Configure the eight 16 × 64-byte tiles (once per run of blocks).
+    fn configure(&mut self);
+    /// Zero C tiles 0–3.
     fn start(&mut self);
     /// Load tile `T` from 16 rows of 64 bytes at `p`, `stride` bytes apart.
     /// # Safety
@@ -24,7 +26,7 @@ pub trait Tiles {
     fn dpbusd<const C: usize, const A: usize, const B: usize>(&mut self);
     /// Store tile `T` (16 rows × 16 i32) to `out`.
     fn store<const T: usize>(&mut self, out: &mut [i32; 256]);
-    /// Release the tile state.
+    /// Release the tile state (after the last block of a run).
     fn finish(&mut self);
 }
 
@@ -40,6 +42,7 @@ impl Default for Emulated {
 }
 
 impl Tiles for Emulated {
+    fn configure(&mut self) {}
     fn start(&mut self) {
         for t in 0..4 {
             self.t[t] = [0; 1024];
@@ -133,15 +136,13 @@ pub fn block_with<T: Tiles>(
     t.finish();
 }
 
-/// [`block_with`] on a fresh emulated tile file.
-pub fn block<T: Tiles + Default>(
-    codes: &[u8],
-    stride: usize,
-    b0: &[i8],
-    b1: &[i8],
-    c: &mut [i32; MR * PANEL * 2],
-) {
-    block_with(&mut T::default(), codes, stride, b0, b1, c)
+/// A run of blocks on one tile file: configured once, released at the end.
+pub fn run<T: Tiles + Default, R>(f: impl FnOnce(&mut T) -> R) -> R {
+    let mut t = T::default();
+    t.configure();
+    let r = f(&mut t);
+    t.finish();
+    r
 }
 
 /// The real tiles (AMX-TILE + AMX-INT8, permission granted: `isa::amx_ready`).
@@ -172,7 +173,16 @@ macro_rules! tile_match {
 
 #[cfg(target_arch = "x86_64")]
 impl Tiles for Native {
+    fn configure(&mut self) {
+        // Nothing here: see `start`.
+    }
     fn start(&mut self) {
+        // The configuration is loaded together with the zeroing, in one assembly block, at
+        // every block. Loading it once per run and running other code (the decoder) before the
+        // first tile instruction died with SIGILL on a Sapphire Rapids VM: the tile
+        // configuration did not survive a context switch taken while the tile data was still
+        // in its initial (all-zero) state. `ldtilecfg` costs tens of cycles against the
+        // thousands of a block.
         // SAFETY: a valid palette-1 configuration (64 bytes); the caller holds a kernel that
         // proves AMX and the tile permission.
         unsafe {
@@ -183,7 +193,7 @@ impl Tiles for Native {
                 "tilezero tmm2",
                 "tilezero tmm3",
                 cfg = in(reg) self.cfg.as_ptr(),
-                options(nostack)
+                options(nostack, readonly)
             )
         }
     }
@@ -227,18 +237,12 @@ impl Tiles for Native {
     }
 }
 
-/// The block on the real tiles.
+/// A run of blocks on the real tiles.
 ///
 /// # Safety
 /// The CPU must have AMX-TILE and AMX-INT8, and the OS must have granted this process the
 /// tile-data permission (`kernels::isa::amx_ready`).
 #[cfg(target_arch = "x86_64")]
-pub unsafe fn native_block(
-    codes: &[u8],
-    stride: usize,
-    b0: &[i8],
-    b1: &[i8],
-    c: &mut [i32; MR * PANEL * 2],
-) {
-    block::<Native>(codes, stride, b0, b1, c)
+pub unsafe fn native_run<R>(f: impl FnOnce(&mut Native) -> R) -> R {
+    run::<Native, R>(f)
 }
