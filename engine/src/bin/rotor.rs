@@ -827,6 +827,7 @@ fn cmd_kernels(a: KernelsArgs) -> Result<()> {
                         "available": Kernel::of(kind).is_ok(),
                         "calibration_us": t.map(|t| t.seconds * 1e6),
                         "g_weights_per_s": t.map(|t| t.weights_per_s / 1e9),
+                        "timed": t.is_some(),
                     })
                 })
                 .collect();
@@ -842,7 +843,7 @@ fn cmd_kernels(a: KernelsArgs) -> Result<()> {
         let out = json!({
             "cpu": cpu, "features": feats, "available": available,
             "rotor": {"layout": rotor_layout.name(), "kernel": rotor_kernel.name()},
-            "calibration": {"rows": 1024, "cols": 2560, "batch": 1, "threads": 1, "reps": 15},
+            "calibration": {"rows": 512, "cols": 2560, "batch": 1, "threads": 1, "reps": 9},
             "layouts": layouts,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -864,7 +865,7 @@ fn cmd_kernels(a: KernelsArgs) -> Result<()> {
     );
     outln!(
         o,
-        "\nstart-up measurement: one 1024×2560 single-token product, best of 15 interleaved runs, one thread (amx runs the avx512vnni single-token code)\n"
+        "\nstart-up measurement: one 512×2560 single-token product, best of 9 interleaved runs, one thread (amx runs the avx512vnni single-token code; scalar is timed only where it is the only kernel)\n"
     );
     outln!(
         o,

@@ -55,14 +55,29 @@ impl RotorTl {
         self.words * 256
     }
 
-    /// Store the P/N words of row `r` (`p[k]`, `n[k]` for 64-column word `k`) into `block`,
-    /// the bytes of the row's block.
+    /// Store the P/N words of row `i` of a block (`p[k]`, `n[k]` for 64-column word `k`) into
+    /// `block`, the bytes of the row's block: per column quad, one 32-bit store of four
+    /// `P nibble | N nibble << 4` bytes, built from the plane bytes through a 256-entry table
+    /// that spreads a byte's two nibbles into the low nibbles of two bytes.
     fn put_row(block: &mut [u8], i: usize, p: &[u64], n: &[u64]) {
+        const SPREAD: [u16; 256] = {
+            let mut t = [0u16; 256];
+            let mut b = 0;
+            while b < 256 {
+                t[b] = (b as u16 & 15) | ((b as u16 >> 4) << 8);
+                b += 1;
+            }
+            t
+        };
         for (k, (&pw, &nw)) in p.iter().zip(n).enumerate() {
-            for nib in 0..16 {
-                let (quad, q) = (4 * k + nib / 4, nib % 4);
-                let byte = ((pw >> (4 * nib)) & 15) as u8 | ((((nw >> (4 * nib)) & 15) as u8) << 4);
-                block[quad * 64 + 4 * i + q] = byte;
+            for qq in 0..4 {
+                // Columns 16·qq .. 16·qq + 15 of the word: two bytes of each plane.
+                let (pb, nb) = ((pw >> (16 * qq)) as u16, (nw >> (16 * qq)) as u16);
+                let lo = SPREAD[(pb & 255) as usize] | SPREAD[(nb & 255) as usize] << 4;
+                let hi = SPREAD[(pb >> 8) as usize] | SPREAD[(nb >> 8) as usize] << 4;
+                let v = lo as u32 | (hi as u32) << 16;
+                let at = (4 * k + qq) * 64 + 4 * i;
+                block[at..at + 4].copy_from_slice(&v.to_le_bytes());
             }
         }
     }

@@ -1,12 +1,12 @@
 //! Which kernel (and which rotor variant) runs: chosen from a measurement on this CPU, not
 //! from the widest instruction set.
 //!
-//! The first time a choice is needed in a process, every (layout, kernel) pair this CPU can
-//! run natively is timed on the same single-token product (1024 × 2560, the model's width;
-//! about 0.6 MB of weights in the rotor layouts, so the kernels' instruction cost decides, not
+//! The first time a choice is needed for a layout in a process, every kernel this CPU runs
+//! natively for it is timed on the same single-token product (512 × 2560, the model's width;
+//! about 0.3 MB of weights in the rotor layouts, so the kernels' instruction cost decides, not
 //! the memory system, which every kernel saturates alike once its instructions keep up): best
-//! of 15 runs on the calling thread, the candidates interleaved. The table is kept for the process
-//! ([`calibration`]). From it:
+//! of 9 runs on the calling thread, the candidates interleaved. The table is kept for the
+//! process ([`calibration_of`]). From it:
 //! - [`LayoutKind::best_kernel`](super::LayoutKind::best_kernel) — `--kernel auto`, the
 //!   default — is the fastest kernel of a layout;
 //! - [`LayoutKind::rotor`](super::LayoutKind::rotor) — `--layout rotor`, the default — is
@@ -16,7 +16,8 @@
 //!
 //! A faster candidate must beat the incumbent (listed first: the wider family, the simpler
 //! variant) by 5 % to replace it, so that noise between near-equal kernels does not flip the
-//! choice from run to run. The whole calibration takes a few tens of milliseconds.
+//! choice from run to run. A layout's calibration takes a few milliseconds (`rotor kernels`
+//! measures them all).
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -35,17 +36,32 @@ pub struct Timing {
     pub weights_per_s: f64,
 }
 
-const ROWS: usize = 1024;
+const ROWS: usize = 512;
 const COLS: usize = 2560;
-const REPS: usize = 15;
+const REPS: usize = 9;
 
-/// The calibration table of this process (measured once, on first use).
-pub fn calibration() -> &'static [Timing] {
-    static TABLE: OnceLock<Vec<Timing>> = OnceLock::new();
-    TABLE.get_or_init(measure)
+/// The calibration of `layout` (measured once per process, on first use).
+pub fn calibration_of(layout: LayoutKind) -> Vec<Timing> {
+    static TABLE: OnceLock<std::sync::Mutex<Vec<(LayoutKind, Vec<Timing>)>>> = OnceLock::new();
+    let table = TABLE.get_or_init(Default::default);
+    let mut t = table.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, v)) = t.iter().find(|(l, _)| *l == layout) {
+        return v.clone();
+    }
+    let v = measure(layout);
+    t.push((layout, v.clone()));
+    v
 }
 
-fn measure() -> Vec<Timing> {
+/// The calibration of every layout.
+pub fn calibration() -> Vec<Timing> {
+    LayoutKind::all()
+        .into_iter()
+        .flat_map(calibration_of)
+        .collect()
+}
+
+fn measure(layout: LayoutKind) -> Vec<Timing> {
     let mut s = 0x2545_F491_4F6C_DD1Du64;
     let mut next = || {
         s ^= s << 13;
@@ -56,27 +72,28 @@ fn measure() -> Vec<Timing> {
     let t = Ternary::from_fn(ROWS, COLS, |_, _| (next() % 3) as i8 - 1);
     let xs: Vec<i8> = (0..COLS).map(|_| next() as i8).collect();
     let x = ActBuf::from_rows(&xs, 1, COLS);
-    // Every candidate built first, then timed round-robin (one run of each in turn, best of
-    // REPS), so that a noisy neighbour slows them all alike. The `amx` family runs the same
-    // single-token code as `avx512vnni` (tiles serve batches only), so it is not a separate
-    // candidate here.
-    let built: Vec<_> = LayoutKind::all()
+    let w = layout.from_dense(&t);
+    // The candidates are timed round-robin (one run of each in turn, best of REPS), so that a
+    // noisy neighbour slows them all alike. The `amx` family runs the same single-token code
+    // as `avx512vnni` (tiles serve batches only), so it is not a separate candidate; the
+    // scalar kernel (the oracle) only where there is nothing else.
+    let natives: Vec<Kernel> = Kernel::available()
         .into_iter()
-        .map(|l| (l, l.from_dense(&t)))
+        .filter(|k| layout.kernels().contains(&k.kind()) && k.kind() != KernelKind::Amx)
         .collect();
-    let mut cands = Vec::new();
-    for (layout, w) in &built {
-        for k in Kernel::available() {
-            if layout.kernels().contains(&k.kind()) && k.kind() != KernelKind::Amx {
-                cands.push((*layout, k, w.as_ref()));
-            }
-        }
-    }
+    let cands: Vec<Kernel> = if natives.len() > 1 {
+        natives
+            .into_iter()
+            .filter(|k| k.kind() != KernelKind::Scalar)
+            .collect()
+    } else {
+        natives
+    };
     let mut best = vec![f64::INFINITY; cands.len()];
     let mut y = vec![0i32; ROWS];
+    let units = w.rows() / w.groups();
     for _ in 0..REPS {
-        for (i, (_, k, w)) in cands.iter().enumerate() {
-            let units = w.rows() / w.groups();
+        for (i, k) in cands.iter().enumerate() {
             let t0 = Instant::now();
             let mut parts: Vec<&mut [i32]> = y.chunks_mut(units).collect();
             w.gemm_block(*k, &x.view(), 0..units, &mut parts);
@@ -86,8 +103,8 @@ fn measure() -> Vec<Timing> {
     cands
         .iter()
         .zip(best)
-        .map(|((layout, kernel, _), seconds)| Timing {
-            layout: *layout,
+        .map(|(kernel, seconds)| Timing {
+            layout,
             kernel: *kernel,
             seconds,
             weights_per_s: (ROWS * COLS) as f64 / seconds,
@@ -106,11 +123,7 @@ fn fastest(candidates: impl Iterator<Item = Timing>) -> Option<Timing> {
 /// The fastest kernel of `layout` on this CPU (scalar if it has no other).
 pub fn best_kernel(layout: LayoutKind) -> Kernel {
     // Wider families first: they are the incumbents.
-    let mut c: Vec<Timing> = calibration()
-        .iter()
-        .filter(|t| t.layout == layout)
-        .copied()
-        .collect();
+    let mut c = calibration_of(layout);
     c.sort_by(|a, b| b.kernel.kind().cmp(&a.kernel.kind()));
     fastest(c.into_iter()).map_or_else(Kernel::scalar, |t| t.kernel)
 }
@@ -132,12 +145,7 @@ pub fn best_rotor() -> (LayoutKind, Kernel) {
             order
                 .into_iter()
                 .map(|l| (l, best_kernel(l)))
-                .filter_map(|(l, k)| {
-                    calibration()
-                        .iter()
-                        .find(|t| t.layout == l && t.kernel == k)
-                        .copied()
-                }),
+                .filter_map(|(l, k)| calibration_of(l).into_iter().find(|t| t.kernel == k)),
         );
         best.map_or((LayoutKind::ROTOR_DEFAULT, Kernel::scalar()), |t| {
             (t.layout, t.kernel)
@@ -169,10 +177,9 @@ pub fn best_rotor_with(kind: crate::kernels::KernelKind) -> LayoutKind {
         order
             .filter(|l| l.kernels().contains(&kind))
             .filter_map(|l| {
-                calibration()
-                    .iter()
-                    .find(|t| t.layout == l && t.kernel.kind() == timed)
-                    .copied()
+                calibration_of(l)
+                    .into_iter()
+                    .find(|t| t.kernel.kind() == timed)
             }),
     )
     .map_or(LayoutKind::ROTOR_DEFAULT, |t| t.layout)
