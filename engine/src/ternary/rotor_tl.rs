@@ -138,30 +138,6 @@ impl RotorTl {
         m
     }
 
-    /// Codes `t + 1` of rows `rows` into `dst` (`stride` bytes a row) for the batched path:
-    /// each byte (four columns of one row) through a 256-entry table of four codes.
-    pub fn decode_codes(&self, rows: Range<usize>, dst: &mut [u8], stride: usize) {
-        static CODES4: std::sync::OnceLock<[[u8; 4]; 256]> = std::sync::OnceLock::new();
-        let lut = CODES4.get_or_init(|| {
-            std::array::from_fn(|b| {
-                std::array::from_fn(|bit| 1 + ((b >> bit) & 1) as u8 - ((b >> (4 + bit)) & 1) as u8)
-            })
-        });
-        let bb = self.block_bytes();
-        for (i, r) in rows.enumerate() {
-            let d = &mut dst[i * stride..(i + 1) * stride];
-            let (b, ri) = (r / TL_ROWS, r % TL_ROWS);
-            let block = &self.data[b * bb..(b + 1) * bb];
-            for quad in 0..4 * self.words {
-                for q in 0..4 {
-                    let c = 16 * quad + 4 * q;
-                    d[c..c + 4].copy_from_slice(&lut[block[quad * 64 + 4 * ri + q] as usize]);
-                }
-            }
-            d[64 * self.words..].fill(1);
-        }
-    }
-
     /// The kernels' view of this matrix.
     pub fn view(&self) -> TlView<'_> {
         TlView {
@@ -212,8 +188,15 @@ impl TernaryLayout for RotorTl {
             use crate::kernels::x86_64::{simd512::Emulated, vnni};
             if x.batch > 1 && gemm::has_tiles(k) {
                 let s = units.start;
+                let v = self.view();
                 let decode = |rr: Range<usize>, dst: &mut [u8]| {
-                    self.decode_codes(s + rr.start..s + rr.end, dst, x.stride)
+                    let rows = s + rr.start..s + rr.end;
+                    match k.native_kind() {
+                        // SAFETY: `k` proves AVX-512 F+BW+VBMI (the vnni families); the decoder
+                        // bounds-checks.
+                        Some(_) => unsafe { vnni::native::tl_decode(&v, rows, dst, x.stride) },
+                        None => vnni::tl_decode::<Emulated>(&v, rows, dst, x.stride),
+                    }
                 };
                 return gemm::gemm_codes(k, x, units.len(), &decode, out);
             }

@@ -51,6 +51,12 @@ pub trait Simd512: Copy {
     fn and_or(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// `vpermb` (AVX-512 VBMI): byte `i` of the result is `table[idx[i] & 63]`.
     fn permutexvar_epi8(idx: Self::V, table: Self::V) -> Self::V;
+    /// `vptestmb`: bit `i` set where `a[i] & b[i] ≠ 0`.
+    fn test_epi8_mask(a: Self::V, b: Self::V) -> u64;
+    /// `vmovdqu8 [p]{k}`: store the bytes of `v` whose mask bit is set.
+    /// # Safety
+    /// `p + i` must be writable for every set bit `i` of `k` (other bytes are not touched).
+    unsafe fn mask_storeu_epi8(p: *mut u8, k: u64, v: Self::V);
     /// Shift each 16-bit lane right by `n` ∈ {2, 4, 6}.
     fn srli_epi16(a: Self::V, n: u32) -> Self::V;
     /// `vpmaddubsw`: u8 × i8 pairs summed into saturated i16.
@@ -180,6 +186,17 @@ impl Simd512 for Emulated {
     }
     fn permutexvar_epi8(idx: [u8; 64], table: [u8; 64]) -> [u8; 64] {
         std::array::from_fn(|i| table[(idx[i] & 63) as usize])
+    }
+    fn test_epi8_mask(a: [u8; 64], b: [u8; 64]) -> u64 {
+        (0..64).fold(0u64, |k, i| k | (((a[i] & b[i]) != 0) as u64) << i)
+    }
+    unsafe fn mask_storeu_epi8(p: *mut u8, k: u64, v: [u8; 64]) {
+        for (i, &b) in v.iter().enumerate() {
+            if k >> i & 1 == 1 {
+                // SAFETY: byte i is writable for every set bit (caller).
+                unsafe { *p.wrapping_add(i) = b };
+            }
+        }
     }
     fn srli_epi16(a: [u8; 64], n: u32) -> [u8; 64] {
         let mut v = [0u8; 64];
@@ -342,6 +359,17 @@ mod native {
             // SAFETY: AVX-512 VBMI present: only instantiated in entry points compiled with it,
             // reached with a kernel proving it (module contract).
             unsafe { _mm512_permutexvar_epi8(idx, table) }
+        }
+        #[inline(always)]
+        fn test_epi8_mask(a: __m512i, b: __m512i) -> u64 {
+            // SAFETY: AVX-512BW present (module contract).
+            unsafe { _mm512_test_epi8_mask(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn mask_storeu_epi8(p: *mut u8, k: u64, v: __m512i) {
+            // SAFETY: the masked bytes are writable (caller); masked-off bytes are neither
+            // read nor written and cannot fault. AVX-512BW present (module contract).
+            unsafe { _mm512_mask_storeu_epi8(p as *mut i8, k, v) }
         }
         #[inline(always)]
         fn srli_epi16(a: __m512i, n: u32) -> __m512i {

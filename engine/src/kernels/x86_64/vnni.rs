@@ -514,6 +514,70 @@ pub fn packed_decode<S: Simd512>(
     }
 }
 
+/// Codes of `rotor-tl` rows `rows` into `dst` (`stride` bytes a row). Per 64-byte load
+/// (16 rows × one quad of 16 columns): for each group of four rows, one `vpermb` spreads each
+/// row's four nibble bytes over its sixteen columns, two `vptestmb` pick each column's P and N
+/// bit, two masked moves make the codes, and four masked stores put each row's 16 bytes in
+/// place.
+#[inline(always)]
+pub fn tl_decode<S: Simd512>(w: &TlView, rows: Range<usize>, dst: &mut [u8], stride: usize) {
+    let bb = w.block_bytes();
+    let quads = 4 * w.words;
+    assert!(stride >= 16 * quads && dst.len() >= rows.len() * stride);
+    assert!(rows.end <= w.rows && w.data.len() >= w.rows.div_ceil(16) * bb);
+    let vec = |f: &dyn Fn(usize) -> u8| {
+        let v: [u8; 64] = std::array::from_fn(f);
+        // SAFETY: 64 readable bytes.
+        unsafe { S::loadu(v.as_ptr()) }
+    };
+    // Output byte 16·r + c (row r of a group of four, column c) reads input byte 4·(g4 + r) + c/4.
+    let spread: [S::V; 4] =
+        std::array::from_fn(|g| vec(&|e| (4 * (4 * g + e / 16) + (e % 16) / 4) as u8));
+    let bit_p = vec(&|e| 1 << (e % 4));
+    let bit_n = vec(&|e| 16 << (e % 4));
+    let (one, two, zero) = (S::set1_epi8(1), S::set1_epi8(2), S::zero());
+    let d = dst.as_mut_ptr();
+    for b in rows.start / 16..rows.end.div_ceil(16) {
+        let block = &w.data[b * bb..(b + 1) * bb];
+        for quad in 0..quads {
+            // SAFETY: quad·64 + 64 ≤ bb = block.len().
+            let v = unsafe { S::loadu(block.as_ptr().add(quad * 64)) };
+            for (g, sp) in spread.iter().enumerate() {
+                let r0 = 16 * b + 4 * g; // first row of the group
+                if r0 + 4 <= rows.start || r0 >= rows.end {
+                    continue;
+                }
+                let x = S::permutexvar_epi8(*sp, v);
+                let codes = S::mask_mov_epi8(
+                    S::mask_mov_epi8(one, S::test_epi8_mask(x, bit_p), two),
+                    S::test_epi8_mask(x, bit_n),
+                    zero,
+                );
+                for r in 0..4 {
+                    let row = r0 + r;
+                    if !rows.contains(&row) {
+                        continue;
+                    }
+                    let at = (row - rows.start) * stride + 16 * quad;
+                    // SAFETY: bytes 16r .. 16r+16 of the vector go to dst[at .. at+16], inside
+                    // `dst` (row < rows.end, 16·quad + 16 ≤ stride); the base pointer is only
+                    // offset, never dereferenced outside the mask.
+                    unsafe {
+                        S::mask_storeu_epi8(
+                            d.wrapping_add(at).wrapping_sub(16 * r),
+                            0xFFFF << (16 * r),
+                            codes,
+                        )
+                    };
+                }
+            }
+        }
+    }
+    for i in 0..rows.len() {
+        dst[i * stride + 16 * quads..(i + 1) * stride].fill(1);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // entry points
 
@@ -573,6 +637,13 @@ pub mod native {
         c: &mut [i32; MR * PANEL * 2],
     ) {
         super::gemm_block::<Native<true>>(codes, stride, b0, b1, c)
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and VBMI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    pub unsafe fn tl_decode(w: &TlView, rows: Range<usize>, dst: &mut [u8], stride: usize) {
+        super::tl_decode::<Native<true>>(w, rows, dst, stride)
     }
 
     /// # Safety
