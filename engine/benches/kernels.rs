@@ -6,8 +6,9 @@
 //! (elements) and, for GEMV, bytes of weights per second.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use rotor::kernels::{Kernel, parallel};
+use rotor::kernels::Kernel;
 use rotor::sample::Rng;
+use rotor::ternary::parallel;
 use rotor::ternary::{ActBuf, LayoutKind, Ternary};
 
 const SHAPES: [(&str, usize, usize); 4] = [

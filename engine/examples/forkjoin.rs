@@ -4,7 +4,8 @@
 
 use std::time::Instant;
 
-use rotor::kernels::{Kernel, parallel};
+use rotor::kernels::Kernel;
+use rotor::ternary::parallel;
 use rotor::ternary::{ActBuf, LayoutKind, Ternary};
 
 fn main() {

@@ -10,8 +10,9 @@
 
 use std::time::Instant;
 
-use rotor::kernels::{Kernel, parallel};
+use rotor::kernels::Kernel;
 use rotor::sample::Rng;
+use rotor::ternary::parallel;
 use rotor::ternary::{ActBuf, LayoutKind, Ternary, TernaryLayout};
 
 fn main() {

@@ -13,7 +13,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::kernels::{Kernel, parallel};
+use crate::kernels::Kernel;
+use crate::ternary::parallel;
 use crate::ternary::{Acts, Ternary, TernaryLayout};
 
 /// What to do with a matrix product's checksum.

@@ -3,7 +3,8 @@
 //! activations including the extremes −128 and 127.
 
 use proptest::prelude::*;
-use rotor::kernels::{Kernel, KernelKind, parallel};
+use rotor::kernels::{Kernel, KernelKind};
+use rotor::ternary::parallel;
 use rotor::ternary::{ActBuf, LayoutKind, Ternary, tq1};
 
 fn pool(threads: usize) -> rayon::ThreadPool {
@@ -145,7 +146,7 @@ fn check_avx512_emulated(t: &Ternary, batch: usize, seed: u64) -> Result<(), Tes
         for block in [Block::Words(1), Block::Words(4), Block::Row] {
             let r = Rotor::from_dense(t, enc, block);
             let mut y = vec![i32::MIN; t.rows() * batch];
-            emulated::rotor_gemm(&r, &x.view(), 0..t.rows(), &mut y);
+            emulated::rotor_gemm(&r.view(), &x.view(), 0..t.rows(), &mut y);
             prop_assert!(
                 y == want,
                 "emulated avx512 {:?}/{:?} on {}x{} batch {}",
@@ -162,7 +163,7 @@ fn check_avx512_emulated(t: &Ternary, batch: usize, seed: u64) -> Result<(), Tes
         let mut y = vec![i32::MIN; t.rows() * batch];
         let r4 = t.rows() / 4;
         let mut groups: Vec<&mut [i32]> = y.chunks_mut(r4 * batch).collect();
-        emulated::hf_packed_gemm(&h, &x.view(), 0..r4, &mut groups);
+        emulated::hf_packed_gemm(&h.view(), &x.view(), 0..r4, &mut groups);
         prop_assert!(
             y == want,
             "emulated avx512 hf_packed on {}x{} batch {}",

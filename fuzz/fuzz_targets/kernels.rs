@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rotor::kernels::{Kernel, parallel};
+use rotor::kernels::Kernel;
+use rotor::ternary::parallel;
 use rotor::ternary::{ActBuf, LayoutKind, Ternary};
 
 fuzz_target!(|data: &[u8]| {

@@ -15,7 +15,6 @@ pub mod float;
 pub mod gemm;
 pub mod int8;
 pub mod isa;
-pub mod parallel;
 pub mod scalar;
 pub mod views;
 #[cfg(target_arch = "x86_64")]

@@ -8,13 +8,16 @@
 
 use std::ops::Range;
 
-use crate::ternary::{Acts, Dense, HfPacked, I2, Rotor, TernaryLayout, Tq1, i2, tq1};
+use crate::kernels::acts::Acts;
+use crate::kernels::views::{
+    DenseView, I2_BLOCK, I2_BLOCK_BYTES, I2View, PackedView, RotorView, Tq1View, tq1code,
+};
 
 /// Int8 multiply-accumulate over the dense layout.
-pub fn dense_gemm(w: &Dense, x: &Acts, units: Range<usize>, out: &mut [i32]) {
-    let (batch, cols) = (x.batch, w.cols());
+pub fn dense_gemm(w: &DenseView, x: &Acts, units: Range<usize>, out: &mut [i32]) {
+    let (batch, cols) = (x.batch, w.cols);
     for (i, r) in units.enumerate() {
-        let row = &w.data()[r * w.stride()..r * w.stride() + cols];
+        let row = &w.data[r * w.stride..r * w.stride + cols];
         for b in 0..batch {
             let xr = &x.row(b)[..cols];
             out[i * batch + b] = row.iter().zip(xr).map(|(&a, &v)| a as i32 * v as i32).sum();
@@ -24,7 +27,7 @@ pub fn dense_gemm(w: &Dense, x: &Acts, units: Range<usize>, out: &mut [i32]) {
 
 /// Sign-select and add: walk the set bits of the P and N planes, add or subtract `x[c]`.
 /// Cost follows the number of non-zero weights; no multiply anywhere.
-pub fn rotor_gemm(w: &Rotor, x: &Acts, units: Range<usize>, out: &mut [i32]) {
+pub fn rotor_gemm(w: &RotorView, x: &Acts, units: Range<usize>, out: &mut [i32]) {
     let batch = x.batch;
     for (i, r) in units.enumerate() {
         let row = w.row_words(r);
@@ -32,7 +35,7 @@ pub fn rotor_gemm(w: &Rotor, x: &Acts, units: Range<usize>, out: &mut [i32]) {
             let xr = x.row(b);
             let mut acc = 0i32;
             for (k, ia, ib) in w.word_index() {
-                let (mut p, mut n) = w.pn_of(row[ia], row[ib]);
+                let (mut p, mut n) = w.pn(row[ia], row[ib]);
                 let xs = &xr[k * 64..k * 64 + 64];
                 while p != 0 {
                     acc += xs[p.trailing_zeros() as usize] as i32;
@@ -49,7 +52,7 @@ pub fn rotor_gemm(w: &Rotor, x: &Acts, units: Range<usize>, out: &mut [i32]) {
 }
 
 /// The checkpoint layout: each packed byte row feeds four output rows (groups).
-pub fn hf_packed_gemm(w: &HfPacked, x: &Acts, units: Range<usize>, out: &mut [&mut [i32]]) {
+pub fn hf_packed_gemm(w: &PackedView, x: &Acts, units: Range<usize>, out: &mut [&mut [i32]]) {
     let batch = x.batch;
     for (i, r) in units.enumerate() {
         let bytes = w.byte_row(r);
@@ -69,15 +72,15 @@ pub fn hf_packed_gemm(w: &HfPacked, x: &Acts, units: Range<usize>, out: &mut [&m
 }
 
 /// I2: codes `t + 1` times `x`, minus `Σ x`.
-pub fn i2_gemm(w: &I2, x: &Acts, units: Range<usize>, out: &mut [i32]) {
+pub fn i2_gemm(w: &I2View, x: &Acts, units: Range<usize>, out: &mut [i32]) {
     let batch = x.batch;
     for (i, r) in units.enumerate() {
         let row = w.row(r);
         for b in 0..batch {
             let xr = x.row(b);
             let mut acc = 0i32;
-            for (blk, bytes) in row.chunks_exact(i2::BLOCK_BYTES).enumerate() {
-                let xb = &xr[blk * i2::BLOCK..(blk + 1) * i2::BLOCK];
+            for (blk, bytes) in row.chunks_exact(I2_BLOCK_BYTES).enumerate() {
+                let xb = &xr[blk * I2_BLOCK..(blk + 1) * I2_BLOCK];
                 for (m, &byte) in bytes.iter().enumerate() {
                     for g in 0..4 {
                         let code = (byte >> (6 - 2 * g)) & 3;
@@ -91,18 +94,18 @@ pub fn i2_gemm(w: &I2, x: &Acts, units: Range<usize>, out: &mut [i32]) {
 }
 
 /// Tq1: decode five base-3 digits per byte, multiply, minus `Σ x`.
-pub fn tq1_gemm(w: &Tq1, x: &Acts, units: Range<usize>, out: &mut [i32]) {
+pub fn tq1_gemm(w: &Tq1View, x: &Acts, units: Range<usize>, out: &mut [i32]) {
     let batch = x.batch;
     for (i, r) in units.enumerate() {
         let row = w.row(r);
         for b in 0..batch {
             let xr = x.row(b);
             let mut acc = 0i32;
-            for (blk, bytes) in row.chunks_exact(tq1::BLOCK_BYTES).enumerate() {
-                let xb = &xr[blk * tq1::BLOCK..(blk + 1) * tq1::BLOCK];
+            for (blk, bytes) in row.chunks_exact(tq1code::BLOCK_BYTES).enumerate() {
+                let xb = &xr[blk * tq1code::BLOCK..(blk + 1) * tq1code::BLOCK];
                 for (m, &byte) in bytes.iter().enumerate() {
                     for d in 0..5 {
-                        acc += tq1::decode_digit(byte, d) as i32 * xb[32 * d + m] as i32;
+                        acc += tq1code::decode_digit(byte, d) as i32 * xb[32 * d + m] as i32;
                     }
                 }
             }

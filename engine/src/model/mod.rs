@@ -21,8 +21,9 @@ pub use forward::{KvCache, Logits, Stage, State, Timings};
 pub use load::{Bf16Matrix, Checkpoint};
 
 use crate::error::{Error, Result};
-use crate::kernels::{Kernel, parallel};
+use crate::kernels::Kernel;
 use crate::quant::{self, ActPrecision};
+use crate::ternary::parallel;
 use crate::ternary::{ActBuf, LayoutKind, Ternary, TernaryLayout};
 use crate::verify::{Checksums, Fault, Policy, VerifyStats};
 

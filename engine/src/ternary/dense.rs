@@ -189,6 +189,16 @@ impl Dense {
     pub fn stride(&self) -> usize {
         self.stride
     }
+    /// The kernels' view of this matrix.
+    pub fn view(&self) -> crate::kernels::views::DenseView<'_> {
+        crate::kernels::views::DenseView {
+            data: &self.data,
+            rows: self.rows,
+            cols: self.cols,
+            stride: self.stride,
+            row_sums: &self.row_sums,
+        }
+    }
     pub fn row_sums(&self) -> &[i32] {
         &self.row_sums
     }
@@ -242,8 +252,10 @@ impl TernaryLayout for Dense {
         if k.native_kind().is_some_and(|k| k.has_avx2()) {
             // SAFETY: `k` proves the CPU has AVX2 (a Kernel is only constructed after
             // feature detection); the kernel bounds-checks every slice it reads.
-            return unsafe { crate::kernels::x86_64::avx2::dense_gemm(self, x, units, out[0]) };
+            return unsafe {
+                crate::kernels::x86_64::avx2::dense_gemm(&self.view(), x, units, out[0])
+            };
         }
-        scalar::dense_gemm(self, x, units, out[0])
+        scalar::dense_gemm(&self.view(), x, units, out[0])
     }
 }

@@ -138,11 +138,11 @@ impl TernaryLayout for HfPacked {
             match (k.native_kind(), k.kind()) {
                 (Some(KernelKind::Avx2), _) => {
                     // SAFETY: `k` proves the CPU has AVX2; the kernel bounds-checks its slices.
-                    return unsafe { avx2::hf_packed_gemm(self, x, units, out) };
+                    return unsafe { avx2::hf_packed_gemm(&self.view(), x, units, out) };
                 }
                 (Some(KernelKind::Avx512), _) => {
                     // SAFETY: `k` proves the CPU has AVX-512 F+BW; the kernel bounds-checks.
-                    return unsafe { avx512::hf_packed_gemm(self, x, units, out) };
+                    return unsafe { avx512::hf_packed_gemm(&self.view(), x, units, out) };
                 }
                 (native, kind) if kind.has_vnni512() => {
                     let v = self.view();
@@ -174,11 +174,11 @@ impl TernaryLayout for HfPacked {
                     return;
                 }
                 (None, kind) if kind.has_avx512() => {
-                    return avx512::emulated::hf_packed_gemm(self, x, units, out);
+                    return avx512::emulated::hf_packed_gemm(&self.view(), x, units, out);
                 }
                 _ => {}
             }
         }
-        scalar::hf_packed_gemm(self, x, units, out)
+        scalar::hf_packed_gemm(&self.view(), x, units, out)
     }
 }

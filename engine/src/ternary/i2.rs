@@ -21,7 +21,8 @@ use std::ops::Range;
 
 use super::{Acts, Ternary, TernaryLayout};
 use crate::kernels::views::I2View;
-use crate::kernels::{Kernel, KernelKind, gemm, parallel, scalar};
+use crate::kernels::{Kernel, KernelKind, gemm, scalar};
+use crate::ternary::parallel;
 
 pub(crate) const KERNELS: &[KernelKind] = &[
     KernelKind::Scalar,
@@ -187,10 +188,10 @@ impl TernaryLayout for I2 {
             }
             if k.native_kind().is_some_and(|k| k.has_avx2()) {
                 // SAFETY: `k` proves the CPU has AVX2; the kernel bounds-checks its slices.
-                return unsafe { avx2::i2_gemm(self, x, units, out[0]) };
+                return unsafe { avx2::i2_gemm(&self.view(), x, units, out[0]) };
             }
         }
-        scalar::i2_gemm(self, x, units, out[0])
+        scalar::i2_gemm(&self.view(), x, units, out[0])
     }
 }
 

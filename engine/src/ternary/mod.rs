@@ -23,6 +23,7 @@
 pub mod dense;
 pub mod hf_packed;
 pub mod i2;
+pub mod parallel;
 pub mod rotor;
 pub mod rotor_tl;
 pub mod select;

@@ -25,7 +25,8 @@ use std::ops::Range;
 
 use super::{Acts, Ternary, TernaryLayout};
 use crate::kernels::views::RotorView;
-use crate::kernels::{Kernel, KernelKind, parallel, scalar};
+use crate::kernels::{Kernel, KernelKind, scalar};
+use crate::ternary::parallel;
 
 /// Which two planes a row stores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -356,11 +357,11 @@ impl TernaryLayout for Rotor {
             match (k.native_kind(), k.kind()) {
                 (Some(KernelKind::Avx2), _) => {
                     // SAFETY: `k` proves the CPU has AVX2; the kernel bounds-checks its slices.
-                    return unsafe { avx2::rotor_gemm(self, x, units, out) };
+                    return unsafe { avx2::rotor_gemm(&self.view(), x, units, out) };
                 }
                 (Some(KernelKind::Avx512), _) => {
                     // SAFETY: `k` proves the CPU has AVX-512 F+BW; the kernel bounds-checks.
-                    return unsafe { avx512::rotor_gemm(self, x, units, out) };
+                    return unsafe { avx512::rotor_gemm(&self.view(), x, units, out) };
                 }
                 (native, kind) if kind.has_vnni512() => {
                     let v = self.view();
@@ -387,11 +388,11 @@ impl TernaryLayout for Rotor {
                     return gemm::gemm_codes(k, x, units.len(), &decode, out);
                 }
                 (None, kind) if kind.has_avx512() => {
-                    return avx512::emulated::rotor_gemm(self, x, units, out);
+                    return avx512::emulated::rotor_gemm(&self.view(), x, units, out);
                 }
                 _ => {}
             }
         }
-        scalar::rotor_gemm(self, x, units, out)
+        scalar::rotor_gemm(&self.view(), x, units, out)
     }
 }

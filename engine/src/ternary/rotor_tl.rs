@@ -21,7 +21,8 @@ use std::ops::Range;
 
 use super::{Acts, Ternary, TernaryLayout};
 use crate::kernels::views::TlView;
-use crate::kernels::{Kernel, KernelKind, gemm, parallel, scalar};
+use crate::kernels::{Kernel, KernelKind, gemm, scalar};
+use crate::ternary::parallel;
 
 /// Rows per block.
 pub const TL_ROWS: usize = 16;

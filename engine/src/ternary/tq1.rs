@@ -16,7 +16,8 @@
 use std::ops::Range;
 
 use super::{Acts, Ternary, TernaryLayout};
-use crate::kernels::{Kernel, KernelKind, gemm, parallel, scalar};
+use crate::kernels::{Kernel, KernelKind, gemm, scalar};
+use crate::ternary::parallel;
 
 pub(crate) const KERNELS: &[KernelKind] = &[
     KernelKind::Scalar,
@@ -25,29 +26,7 @@ pub(crate) const KERNELS: &[KernelKind] = &[
     KernelKind::Amx,
 ];
 
-/// Weights per block.
-pub const BLOCK: usize = 160;
-/// Bytes per block.
-pub const BLOCK_BYTES: usize = 32;
-const _: () = assert!(BLOCK_BYTES * 5 == BLOCK);
-
-/// `3^i` for the digit extraction.
-pub const POW3: [u8; 5] = [1, 3, 9, 27, 81];
-
-/// Encode five digits (each `t + 1`, most significant first) into one byte.
-#[inline]
-pub fn encode5(d: [u8; 5]) -> u8 {
-    let v = d.iter().fold(0u32, |acc, &x| acc * 3 + x as u32);
-    debug_assert!(v < 243);
-    (v * 256).div_ceil(243) as u8
-}
-
-/// Digit `i` (0 = most significant) of an encoded byte.
-#[inline(always)]
-pub fn decode_digit(byte: u8, i: usize) -> u8 {
-    let q = byte.wrapping_mul(POW3[i]);
-    ((q as u16 * 3) >> 8) as u8
-}
+pub use crate::kernels::views::tq1code::{BLOCK, BLOCK_BYTES, POW3, decode_digit, encode5};
 
 #[derive(Clone, Debug)]
 pub struct Tq1 {
@@ -99,6 +78,15 @@ impl Tq1 {
         m
     }
 
+    /// The kernels' view of this matrix.
+    pub fn view(&self) -> crate::kernels::views::Tq1View<'_> {
+        crate::kernels::views::Tq1View {
+            data: &self.data,
+            rows: self.rows,
+            cols: self.cols,
+            row_bytes: self.row_bytes,
+        }
+    }
     pub fn row_bytes(&self) -> usize {
         self.row_bytes
     }
@@ -168,9 +156,11 @@ impl TernaryLayout for Tq1 {
         #[cfg(target_arch = "x86_64")]
         if k.native_kind().is_some_and(|k| k.has_avx2()) {
             // SAFETY: `k` proves the CPU has AVX2; the kernel bounds-checks its slices.
-            return unsafe { crate::kernels::x86_64::avx2::tq1_gemm(self, x, units, out[0]) };
+            return unsafe {
+                crate::kernels::x86_64::avx2::tq1_gemm(&self.view(), x, units, out[0])
+            };
         }
-        scalar::tq1_gemm(self, x, units, out[0])
+        scalar::tq1_gemm(&self.view(), x, units, out[0])
     }
 }
 

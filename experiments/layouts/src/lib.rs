@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use harness::{Checks, Csv, Mode, Row, RunMeta, pool, probe, thread_counts, time};
 use rayon::prelude::*;
-use rotor::kernels::{Kernel, KernelKind, parallel};
+use rotor::kernels::{Kernel, KernelKind};
 use rotor::sample::Rng;
+use rotor::ternary::parallel;
 use rotor::ternary::{ActBuf, LayoutKind, Ternary, TernaryLayout};
 
 /// (name, out, in) of the 2B-4T projections.

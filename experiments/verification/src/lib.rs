@@ -308,7 +308,7 @@ fn false_positives(csv: &mut Csv, checks: &mut Checks, dir: &Path, mode: Mode) -
         let c: &Checksums = lin.checks.as_ref().expect("checksums");
         let mut acc = vec![0i32; lin.rows() * batch];
         m.pool.install(|| {
-            rotor::kernels::parallel::gemm(lin.weight.as_ref(), m.kernel, &acts.view(), &mut acc)
+            rotor::ternary::parallel::gemm(lin.weight.as_ref(), m.kernel, &acts.view(), &mut acc)
         });
         let n_fp = c.check(
             Policy::Detect,

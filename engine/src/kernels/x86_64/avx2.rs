@@ -21,8 +21,9 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use crate::ternary::{
-    Acts, Block, Dense, Encoding, HfPacked, I2, Rotor, TernaryLayout, Tq1, i2, tq1,
+use crate::kernels::acts::Acts;
+use crate::kernels::views::{
+    DenseView, I2_BLOCK, I2_BLOCK_BYTES, I2View, PackedView, RotorView, Tq1View, tq1code,
 };
 
 /// Steps of `i16` accumulation between flushes (see the module bounds).
@@ -110,13 +111,13 @@ fn word_signs<const MS: bool>(a: __m256i, b: __m256i, ctrl: __m256i) -> __m256i 
 // dense (int8 weights)
 
 #[target_feature(enable = "avx2")]
-pub fn dense_gemm(w: &Dense, x: &Acts, units: Range<usize>, out: &mut [i32]) {
+pub fn dense_gemm(w: &DenseView, x: &Acts, units: Range<usize>, out: &mut [i32]) {
     let batch = x.batch;
-    let stride = w.stride(); // multiple of 64
+    let stride = w.stride; // multiple of 64
     let bias = _mm256_set1_epi8(-128);
     for (i, r) in units.enumerate() {
-        let row = &w.data()[r * stride..(r + 1) * stride];
-        let row_sum = w.row_sums()[r];
+        let row = &w.data[r * stride..(r + 1) * stride];
+        let row_sum = w.row_sums[r];
         for b in 0..batch {
             let xr = &x.row(b)[..stride];
             let (mut acc32, mut acc16) = (_mm256_setzero_si256(), _mm256_setzero_si256());
@@ -137,25 +138,26 @@ pub fn dense_gemm(w: &Dense, x: &Acts, units: Range<usize>, out: &mut [i32]) {
 // rotor (bit-planes)
 
 #[target_feature(enable = "avx2")]
-pub fn rotor_gemm(w: &Rotor, x: &Acts, units: Range<usize>, out: &mut [i32]) {
+pub fn rotor_gemm(w: &RotorView, x: &Acts, units: Range<usize>, out: &mut [i32]) {
     // Encoding and interleave as compile-time parameters: the index arithmetic of the plane
     // words and the sign combination are then straight-line code.
-    match (w.encoding(), w.block()) {
-        (Encoding::Pn, Block::Words(1)) => rotor_gemm_enc::<false, 1>(w, x, units, out),
-        (Encoding::Pn, Block::Words(4)) => rotor_gemm_enc::<false, 4>(w, x, units, out),
-        (Encoding::Pn, Block::Row) => rotor_gemm_enc::<false, 0>(w, x, units, out),
-        (Encoding::Ms, Block::Words(1)) => rotor_gemm_enc::<true, 1>(w, x, units, out),
-        (Encoding::Ms, Block::Words(4)) => rotor_gemm_enc::<true, 4>(w, x, units, out),
-        (Encoding::Ms, Block::Row) => rotor_gemm_enc::<true, 0>(w, x, units, out),
-        (Encoding::Pn, _) => rotor_gemm_enc::<false, { usize::MAX }>(w, x, units, out),
-        (Encoding::Ms, _) => rotor_gemm_enc::<true, { usize::MAX }>(w, x, units, out),
+    let row = w.bw == w.wpr;
+    match (w.ms, row, w.bw) {
+        (false, true, _) => rotor_gemm_enc::<false, 0>(w, x, units, out),
+        (false, _, 1) => rotor_gemm_enc::<false, 1>(w, x, units, out),
+        (false, _, 4) => rotor_gemm_enc::<false, 4>(w, x, units, out),
+        (true, true, _) => rotor_gemm_enc::<true, 0>(w, x, units, out),
+        (true, _, 1) => rotor_gemm_enc::<true, 1>(w, x, units, out),
+        (true, _, 4) => rotor_gemm_enc::<true, 4>(w, x, units, out),
+        (false, ..) => rotor_gemm_enc::<false, { usize::MAX }>(w, x, units, out),
+        (true, ..) => rotor_gemm_enc::<true, { usize::MAX }>(w, x, units, out),
     }
 }
 
 #[inline]
 #[target_feature(enable = "avx2")]
 fn rotor_gemm_enc<const MS: bool, const BW: usize>(
-    w: &Rotor,
+    w: &RotorView,
     x: &Acts,
     units: Range<usize>,
     out: &mut [i32],
@@ -164,7 +166,7 @@ fn rotor_gemm_enc<const MS: bool, const BW: usize>(
         // One weight row at a time: one sequential weight stream (see i2_gemm).
         let xr = x.row(0);
         for (i, r) in units.enumerate() {
-            out[i] = rotor_row_dot::<MS, BW>(w, w.row_words(r), xr) - 128 * w.row_sums()[r];
+            out[i] = rotor_row_dot::<MS, BW>(w, w.row_words(r), xr) - 128 * w.row_sums[r];
         }
     } else {
         rotor_gemm_expanded::<MS, BW>(w, x, units, out)
@@ -174,12 +176,12 @@ fn rotor_gemm_enc<const MS: bool, const BW: usize>(
 /// `Σ_c (x[c] + 128) · t[c]` over one rotor row.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn rotor_row_dot<const MS: bool, const BW: usize>(w: &Rotor, row: &[u64], xr: &[i8]) -> i32 {
+fn rotor_row_dot<const MS: bool, const BW: usize>(w: &RotorView, row: &[u64], xr: &[i8]) -> i32 {
     let bias = _mm256_set1_epi8(-128);
     let ctrl = [spread(0), spread(1)];
     let mut acc32 = _mm256_setzero_si256();
     let mut acc16 = _mm256_setzero_si256();
-    let wpr = w.words_per_row();
+    let wpr = w.wpr;
     assert!(row.len() == 2 * wpr && xr.len() >= 64 * wpr);
     for k in 0..wpr {
         let (ia, ib) = w.plane_idx::<BW>(k);
@@ -207,13 +209,13 @@ fn rotor_row_dot<const MS: bool, const BW: usize>(w: &Rotor, row: &[u64], xr: &[
 #[inline]
 #[target_feature(enable = "avx2")]
 fn rotor_gemm_expanded<const MS: bool, const BW: usize>(
-    w: &Rotor,
+    w: &RotorView,
     x: &Acts,
     units: Range<usize>,
     out: &mut [i32],
 ) {
     let batch = x.batch;
-    let wpr = w.words_per_row();
+    let wpr = w.wpr;
     let ctrl = [spread(0), spread(1)];
     let mut signs = vec![0i8; wpr * 64];
     for (i, r) in units.enumerate() {
@@ -231,7 +233,7 @@ fn rotor_gemm_expanded<const MS: bool, const BW: usize>(
                 unsafe { _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, t) };
             }
         }
-        let bias = 128 * w.row_sums()[r];
+        let bias = 128 * w.row_sums[r];
         let mut b = 0;
         while b + 4 <= batch {
             let res = signed_dot::<4>(&signs, x, b);
@@ -275,9 +277,9 @@ fn signed_dot<const NB: usize>(t: &[i8], x: &Acts, b0: usize) -> [i32; NB] {
 // hf_packed (the checkpoint's bytes)
 
 #[target_feature(enable = "avx2")]
-pub fn hf_packed_gemm(w: &HfPacked, x: &Acts, units: Range<usize>, out: &mut [&mut [i32]]) {
+pub fn hf_packed_gemm(w: &PackedView, x: &Acts, units: Range<usize>, out: &mut [&mut [i32]]) {
     let batch = x.batch;
-    let cols = w.cols();
+    let cols = w.cols;
     let full = cols / 32 * 32;
     let m3 = _mm256_set1_epi8(3);
     let mut tail = [0x55u8; 32]; // code 1 (zero weight) in every pair
@@ -359,7 +361,7 @@ pub fn hf_to_planes(src: &[u8], p: &mut [Vec<u64>; 4], n: &mut [Vec<u64>; 4]) {
 // i2 (bitnet.cpp I2_S order)
 
 #[target_feature(enable = "avx2")]
-pub fn i2_gemm(w: &I2, x: &Acts, units: Range<usize>, out: &mut [i32]) {
+pub fn i2_gemm(w: &I2View, x: &Acts, units: Range<usize>, out: &mut [i32]) {
     let batch = x.batch;
     if batch == 1 {
         // GEMV: one weight row at a time. Sharing activation loads over several rows was
@@ -391,14 +393,14 @@ pub fn i2_gemm(w: &I2, x: &Acts, units: Range<usize>, out: &mut [i32]) {
 /// `Σ code·x` for `R` consecutive rows against one activation row.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn i2_rows<const R: usize>(w: &I2, xr: &[i8], r0: usize) -> [i32; R] {
+fn i2_rows<const R: usize>(w: &I2View, xr: &[i8], r0: usize) -> [i32; R] {
     let m3 = _mm256_set1_epi8(3);
     let rows: [&[u8]; R] = std::array::from_fn(|j| w.row(r0 + j));
     let mut acc32 = [_mm256_setzero_si256(); R];
     let mut acc16 = [_mm256_setzero_si256(); R];
-    let nblk = w.row_bytes() / i2::BLOCK_BYTES;
+    let nblk = w.row_bytes / I2_BLOCK_BYTES;
     for blk in 0..nblk {
-        let xb = &xr[blk * i2::BLOCK..(blk + 1) * i2::BLOCK];
+        let xb = &xr[blk * I2_BLOCK..(blk + 1) * I2_BLOCK];
         let xv = [
             load_i8(&xb[..32]),
             load_i8(&xb[32..64]),
@@ -406,7 +408,7 @@ fn i2_rows<const R: usize>(w: &I2, xr: &[i8], r0: usize) -> [i32; R] {
             load_i8(&xb[96..128]),
         ];
         for j in 0..R {
-            let v = load(&rows[j][blk * i2::BLOCK_BYTES..(blk + 1) * i2::BLOCK_BYTES]);
+            let v = load(&rows[j][blk * I2_BLOCK_BYTES..(blk + 1) * I2_BLOCK_BYTES]);
             let c0 = _mm256_and_si256(_mm256_srli_epi16(v, 6), m3);
             let c1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), m3);
             let c2 = _mm256_and_si256(_mm256_srli_epi16(v, 2), m3);
@@ -439,7 +441,7 @@ fn i2_row<const NB: usize>(row: &[u8], x: &Acts, b0: usize) -> [i32; NB] {
     let xr: [&[i8]; NB] = std::array::from_fn(|j| x.row(b0 + j));
     let mut acc32 = [_mm256_setzero_si256(); NB];
     let mut acc16 = [_mm256_setzero_si256(); NB];
-    for (blk, bytes) in row.chunks_exact(i2::BLOCK_BYTES).enumerate() {
+    for (blk, bytes) in row.chunks_exact(I2_BLOCK_BYTES).enumerate() {
         let v = load(bytes);
         // Group g (columns 32g..32g+32 of the block) sits at shift 6 − 2g.
         let codes = [
@@ -449,7 +451,7 @@ fn i2_row<const NB: usize>(row: &[u8], x: &Acts, b0: usize) -> [i32; NB] {
             _mm256_and_si256(v, m3),
         ];
         for j in 0..NB {
-            let xb = &xr[j][blk * i2::BLOCK..(blk + 1) * i2::BLOCK];
+            let xb = &xr[j][blk * I2_BLOCK..(blk + 1) * I2_BLOCK];
             for (g, c) in codes.iter().enumerate() {
                 let xv = load_i8(&xb[32 * g..32 * g + 32]);
                 acc16[j] = _mm256_add_epi16(acc16[j], _mm256_maddubs_epi16(*c, xv));
@@ -470,7 +472,7 @@ fn i2_row<const NB: usize>(row: &[u8], x: &Acts, b0: usize) -> [i32; NB] {
 // tq1 (base-3, five trits per byte)
 
 #[target_feature(enable = "avx2")]
-pub fn tq1_gemm(w: &Tq1, x: &Acts, units: Range<usize>, out: &mut [i32]) {
+pub fn tq1_gemm(w: &Tq1View, x: &Acts, units: Range<usize>, out: &mut [i32]) {
     let batch = x.batch;
     for (i, r) in units.enumerate() {
         let row = w.row(r);
@@ -511,12 +513,12 @@ fn tq1_row<const NB: usize>(row: &[u8], x: &Acts, b0: usize) -> [i32; NB] {
     let xr: [&[i8]; NB] = std::array::from_fn(|j| x.row(b0 + j));
     let mut acc32 = [_mm256_setzero_si256(); NB];
     let mut acc16 = [_mm256_setzero_si256(); NB];
-    for (blk, bytes) in row.chunks_exact(tq1::BLOCK_BYTES).enumerate() {
+    for (blk, bytes) in row.chunks_exact(tq1code::BLOCK_BYTES).enumerate() {
         let v = load(bytes);
         for d in 0..5 {
-            let digits = tq1_digit(v, tq1::POW3[d] as i16);
+            let digits = tq1_digit(v, tq1code::POW3[d] as i16);
             for j in 0..NB {
-                let off = blk * tq1::BLOCK + 32 * d;
+                let off = blk * tq1code::BLOCK + 32 * d;
                 let xv = load_i8(&xr[j][off..off + 32]);
                 acc16[j] = _mm256_add_epi16(acc16[j], _mm256_maddubs_epi16(digits, xv));
             }

@@ -16,7 +16,8 @@
 
 use std::ops::Range;
 
-use crate::ternary::{Acts, HfPacked, Rotor, TernaryLayout};
+use crate::kernels::acts::Acts;
+use crate::kernels::views::{PackedView, RotorView};
 
 pub use super::simd512::{Emulated, Native, Simd512};
 
@@ -51,7 +52,7 @@ fn signs<S: Simd512>(p: u64, n: u64) -> S::V {
 // rotor
 
 #[inline(always)]
-fn rotor_gemm_generic<S: Simd512>(w: &Rotor, x: &Acts, units: Range<usize>, out: &mut [i32]) {
+fn rotor_gemm_generic<S: Simd512>(w: &RotorView, x: &Acts, units: Range<usize>, out: &mut [i32]) {
     let batch = x.batch;
     let bias = S::set1_epi8(-128);
     if batch == 1 {
@@ -67,7 +68,7 @@ fn rotor_gemm_generic<S: Simd512>(w: &Rotor, x: &Acts, units: Range<usize>, out:
             for (k, ia, ib) in w.word_index() {
                 let xu = S::xor(load64_i8::<S>(&xr[k * 64..k * 64 + 64]), bias);
                 for j in 0..4 {
-                    let (p, n) = w.pn_of(rows[j][ia], rows[j][ib]);
+                    let (p, n) = w.pn(rows[j][ia], rows[j][ib]);
                     acc16[j] = S::add_epi16(acc16[j], S::maddubs_epi16(xu, signs::<S>(p, n)));
                 }
                 if k % FLUSH == FLUSH - 1 {
@@ -79,7 +80,7 @@ fn rotor_gemm_generic<S: Simd512>(w: &Rotor, x: &Acts, units: Range<usize>, out:
             }
             for j in 0..nr {
                 out[r + j - start] =
-                    S::reduce_add_epi32(flush::<S>(acc32[j], acc16[j])) - 128 * w.row_sums()[r + j];
+                    S::reduce_add_epi32(flush::<S>(acc32[j], acc16[j])) - 128 * w.row_sums[r + j];
             }
             r += nr;
         }
@@ -89,7 +90,7 @@ fn rotor_gemm_generic<S: Simd512>(w: &Rotor, x: &Acts, units: Range<usize>, out:
     // activation row.
     for (i, r) in units.enumerate() {
         let row = w.row_words(r);
-        let bias_r = 128 * w.row_sums()[r];
+        let bias_r = 128 * w.row_sums[r];
         let mut b0 = 0;
         while b0 < batch {
             let nb = (batch - b0).min(4);
@@ -97,7 +98,7 @@ fn rotor_gemm_generic<S: Simd512>(w: &Rotor, x: &Acts, units: Range<usize>, out:
             let mut acc32 = [S::zero(); 4];
             let mut acc16 = [S::zero(); 4];
             for (k, ia, ib) in w.word_index() {
-                let (p, n) = w.pn_of(row[ia], row[ib]);
+                let (p, n) = w.pn(row[ia], row[ib]);
                 let t = signs::<S>(p, n);
                 for j in 0..4 {
                     let xu = S::xor(load64_i8::<S>(&xr[j][k * 64..k * 64 + 64]), bias);
@@ -124,13 +125,13 @@ fn rotor_gemm_generic<S: Simd512>(w: &Rotor, x: &Acts, units: Range<usize>, out:
 
 #[inline(always)]
 fn hf_packed_gemm_generic<S: Simd512>(
-    w: &HfPacked,
+    w: &PackedView,
     x: &Acts,
     units: Range<usize>,
     out: &mut [&mut [i32]],
 ) {
     let batch = x.batch;
-    let cols = w.cols();
+    let cols = w.cols;
     let full = cols / 64 * 64;
     let m3 = S::set1_epi8(3);
     let mut tail = [0x55u8; 64]; // code 1 (zero weight) in every pair
@@ -178,14 +179,14 @@ fn hf_packed_gemm_generic<S: Simd512>(
 /// AVX-512 rotor kernel.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-pub fn rotor_gemm(w: &Rotor, x: &Acts, units: Range<usize>, out: &mut [i32]) {
+pub fn rotor_gemm(w: &RotorView, x: &Acts, units: Range<usize>, out: &mut [i32]) {
     rotor_gemm_generic::<Native<false>>(w, x, units, out)
 }
 
 /// AVX-512 hf_packed kernel.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-pub fn hf_packed_gemm(w: &HfPacked, x: &Acts, units: Range<usize>, out: &mut [&mut [i32]]) {
+pub fn hf_packed_gemm(w: &PackedView, x: &Acts, units: Range<usize>, out: &mut [&mut [i32]]) {
     hf_packed_gemm_generic::<Native<false>>(w, x, units, out)
 }
 
@@ -193,11 +194,11 @@ pub fn hf_packed_gemm(w: &HfPacked, x: &Acts, units: Range<usize>, out: &mut [&m
 pub mod emulated {
     use super::*;
 
-    pub fn rotor_gemm(w: &Rotor, x: &Acts, units: Range<usize>, out: &mut [i32]) {
+    pub fn rotor_gemm(w: &RotorView, x: &Acts, units: Range<usize>, out: &mut [i32]) {
         rotor_gemm_generic::<Emulated>(w, x, units, out)
     }
 
-    pub fn hf_packed_gemm(w: &HfPacked, x: &Acts, units: Range<usize>, out: &mut [&mut [i32]]) {
+    pub fn hf_packed_gemm(w: &PackedView, x: &Acts, units: Range<usize>, out: &mut [&mut [i32]]) {
         hf_packed_gemm_generic::<Emulated>(w, x, units, out)
     }
 }

@@ -9,8 +9,8 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::{Acts, TernaryLayout};
 use crate::kernels::Kernel;
-use crate::ternary::{Acts, TernaryLayout};
 
 /// How many units one task gets: about four tasks per thread for balance, a multiple of
 /// `align`, and at least `min_units`.
