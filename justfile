@@ -24,16 +24,21 @@ bench-all *FLAGS:
     set -euo pipefail
     lock="${ROTOR_BENCH_LOCK:-/tmp/rotor-build.lock}"
     run() { if [ "$lock" = none ]; then "$@"; else flock "$lock" "$@"; fi; }
-    run cargo build --release -p rotor -p layouts -p magnitude -p verification -p speed -p perplexity -p render
-    for e in layouts magnitude verification speed perplexity; do
+    run cargo build --release -p rotor -p layouts -p magnitude -p verification -p verifycost -p utilization -p speed -p perplexity
+    run just build-render
+    for e in layouts magnitude verification verifycost utilization speed perplexity; do
         echo "== experiment $e {{FLAGS}}" >&2
         run ./target/release/$e {{FLAGS}}
     done
-    ./target/release/render --results reports/results --figures reports/figures --readme reports/README.md
+    ./target/render/render --results reports/results --figures reports/figures --readme reports/README.md
 
 # Rebuild figures and tables from the committed CSV (no engine run).
-report:
-    cargo run --release -p render --quiet -- --results reports/results --figures reports/figures --readme reports/README.md
+report: build-render
+    ./target/render/render --results reports/results --figures reports/figures --readme reports/README.md
+
+# The renderer alone, in its own fast-compiling profile (the same build for every recipe).
+build-render:
+    cargo build --profile render -p render
 
 # criterion benchmarks of every layout × kernel at the model's shapes.
 bench:
