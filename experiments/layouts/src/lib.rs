@@ -89,13 +89,15 @@ fn plan(mode: Mode) -> Plan {
     }
 }
 
-fn random_ternary(rows: usize, cols: usize, seed: u64) -> Ternary {
+/// A random ternary matrix, about one third zeros (shared with the utilization and verifycost experiments).
+pub fn random_ternary(rows: usize, cols: usize, seed: u64) -> Ternary {
     let mut r = Rng::new(seed);
     // About one third zeros, as absmean ternarization of a Gaussian master gives.
     Ternary::from_fn(rows, cols, |_, _| (r.next_u64() % 3) as i8 - 1)
 }
 
-fn random_acts(batch: usize, cols: usize, seed: u64) -> ActBuf {
+/// Random int8 activations in [-127, 127], `batch` rows of `cols`.
+pub fn random_acts(batch: usize, cols: usize, seed: u64) -> ActBuf {
     let mut r = Rng::new(seed);
     let v: Vec<i8> = (0..batch * cols)
         .map(|_| ((r.next_u64() % 255) as i32 - 127) as i8)
@@ -105,7 +107,7 @@ fn random_acts(batch: usize, cols: usize, seed: u64) -> ActBuf {
 
 /// The checkpoint bytes of `small` stacked `k` times along the rows (so the product's
 /// expected output is the small oracle's output repeated `k` times).
-fn tiled_packed(small: &Ternary, k: usize) -> Vec<u8> {
+pub fn tiled_packed(small: &Ternary, k: usize) -> Vec<u8> {
     let (out, cols) = (small.rows(), small.cols());
     let rows = out * k;
     let r4 = rows / 4;
