@@ -338,6 +338,10 @@ pub struct RunMeta {
     pub date: String,
     pub os: String,
     pub profile: String,
+    /// `/proc/loadavg` (1, 5, 15 min) when the run started: what else the machine was doing.
+    pub load_avg: String,
+    /// Free text from `ROTOR_RUN_NOTES` (e.g. "two other builds running").
+    pub notes: String,
 }
 
 impl RunMeta {
@@ -380,6 +384,10 @@ impl RunMeta {
                 "release"
             }
             .into(),
+            load_avg: std::fs::read_to_string("/proc/loadavg")
+                .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default(),
+            notes: std::env::var("ROTOR_RUN_NOTES").unwrap_or_default(),
         }
     }
 
