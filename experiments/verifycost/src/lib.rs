@@ -433,32 +433,36 @@ pub fn run(args: &[String]) -> Result<()> {
                 &PRODUCT_FUNCTIONS
             };
             for pol in POLICIES {
-                let mut count = |n: usize| -> Result<u64> {
-                    if let Some(c) = callgrind(&role(pol, n), &tmp, toggles)? {
-                        return Ok(c);
-                    }
-                    // The named functions were not found: count the whole process.
-                    harness::say!("  callgrind: {toggles:?} not found, counting whole runs");
-                    toggles = &[];
-                    callgrind(&role(pol, n), &tmp, toggles)?.context("callgrind counted nothing")
-                };
-                // Products counted inside `measured_products` have no set-up in the count:
-                // one run. Decode (the prompt runs through the same functions) and whole-process
+                let run = |n: usize, t: &[&str]| callgrind(&role(pol, n), &tmp, t);
+                // Products counted inside `measured_products` have no set-up in the count: one
+                // run. Decode (the prompt runs through the same functions) and whole-process
                 // counts: N and 2N, differenced.
-                let inside = !decode && !toggles.is_empty();
-                let each = if inside {
-                    let a = count(*n)?;
-                    checks.check(a > 0, || {
-                        format!("callgrind {shape} {}: no count", pol.name())
-                    });
-                    a as f64 / *n as f64
-                } else {
-                    let a1 = count(*n)?;
-                    let a2 = count(2 * n)?;
-                    checks.check(a2 > a1, || {
-                        format!("callgrind {shape} {}: 2N ≤ N", pol.name())
-                    });
-                    (a2.saturating_sub(a1)) as f64 / *n as f64
+                let (mut single, mut first) = (None, None);
+                if !toggles.is_empty() {
+                    match run(*n, toggles)? {
+                        Some(c) if !decode => single = Some(c),
+                        Some(c) => first = Some(c),
+                        None => {
+                            harness::say!(
+                                "  callgrind: {toggles:?} not found, counting whole runs"
+                            );
+                            toggles = &[];
+                        }
+                    }
+                }
+                let each = match single {
+                    Some(c) => c as f64 / *n as f64,
+                    None => {
+                        let a1 = match first {
+                            Some(c) => c,
+                            None => run(*n, toggles)?.context("callgrind counted nothing")?,
+                        };
+                        let a2 = run(2 * n, toggles)?.context("callgrind counted nothing")?;
+                        checks.check(a2 > a1, || {
+                            format!("callgrind {shape} {}: 2N ≤ N", pol.name())
+                        });
+                        (a2.saturating_sub(a1)) as f64 / *n as f64
+                    }
                 };
                 per.push(each);
                 let unit = match (decode, toggles.is_empty()) {
