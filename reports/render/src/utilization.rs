@@ -118,7 +118,11 @@ pub fn render(all: &DataFrame, figures: &Path) -> Result<Vec<(String, String)>> 
                         .collect()
                 })
                 .collect(),
-            lines: vec![(1.0, "100 %".into())],
+            lines: vec![
+                (1.0, "100 %".into()),
+                (0.95, "the seed: ternary 95 %".into()),
+                (0.35, "the seed: FP32 35 %".into()),
+            ],
             log_y: false,
         }
         .save(&figures.join(stem))

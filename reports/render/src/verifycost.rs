@@ -56,7 +56,7 @@ pub fn render(all: &DataFrame, figures: &Path) -> Result<Vec<(String, String)>> 
             log_y: false,
         }
         .save(&figures.join("verifycost-instructions"))?;
-        let rows: Vec<Vec<String>> = shapes
+        let mut rows: Vec<Vec<String>> = shapes
             .iter()
             .map(|s| {
                 let n = |p: &str| {
@@ -92,6 +92,35 @@ pub fn render(all: &DataFrame, figures: &Path) -> Result<Vec<(String, String)>> 
                 ]
             })
             .collect();
+        // One 2B-4T token's ternary products: q and o (2560x2560), k and v (640x2560), gate
+        // and up (6912x2560), down (2560x6912), in each of 30 layers.
+        let per_token = [
+            ("2560x2560", 2.0),
+            ("640x2560", 2.0),
+            ("6912x2560", 2.0),
+            ("2560x6912", 1.0),
+        ];
+        let tok = |p: &str| -> Option<f64> {
+            per_token
+                .iter()
+                .map(|(s, m)| {
+                    ins.iter()
+                        .find(|r| r.shape == *s && r.variant == p)
+                        .map(|r| 30.0 * m * r.value)
+                })
+                .sum()
+        };
+        if let (Some(off), Some(d), Some(c)) = (tok("off"), tok("detect"), tok("correct")) {
+            rows.push(vec![
+                "2B-4T token: its 210 ternary products".into(),
+                "token".into(),
+                format!("{off:.0}"),
+                format!("{d:.0}"),
+                format!("{c:.0}"),
+                format!("{:+.3} %", (d / off - 1.0) * 100.0),
+                format!("{:+.3} %", (c / off - 1.0) * 100.0),
+            ]);
+        }
         sections.push((
             "verifycost-instructions".into(),
             table(
@@ -106,8 +135,11 @@ pub fn render(all: &DataFrame, figures: &Path) -> Result<Vec<(String, String)>> 
                 ],
                 &rows,
             ) + &format!(
-                "\nCallgrind totals (all threads) of N and 2N decode steps or products, differenced so \
-                 loading and set-up cancel; one thread; AVX2 kernel (valgrind runs no AVX-512).\n{sub}\n"
+                "\nCallgrind instruction counts (all threads), set-up excluded (products: counted inside the \
+                 function that runs them; decode: inside the model's layer and head functions, N and 2N tokens \
+                 differenced); one thread; AVX2 kernel (valgrind \
+                 runs no AVX-512). The 2B-4T token row sums the shapes' products as a token runs them (30 layers × \
+                 q, k, v, o, gate, up, down), without attention, norms and the head.\n{sub}\n"
             ),
         ));
     }
