@@ -253,7 +253,7 @@ impl Draw for Grouped {
                 .margin(16)
                 .x_label_area_size(70)
                 .y_label_area_size(80)
-                .build_cartesian_2d(x_range, 0f64..ymax * 1.15)
+                .build_cartesian_2d(x_range, (ymin.min(0.0) * 1.15)..ymax * 1.15)
                 .map_err(|e| anyhow!("{e:?}"))?;
             self.mesh_and_bars(&mut chart, 0.0, ng, ns, &label_font)?;
         }
