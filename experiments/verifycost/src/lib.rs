@@ -379,10 +379,16 @@ pub fn run(args: &[String]) -> Result<()> {
     let mdir = a.models_root();
     let t0 = Instant::now();
     let threads = thread_counts(mode);
-    let have_valgrind = Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    // Callgrind re-runs this binary; from another one (a test harness calling `run`) it cannot.
+    let is_binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s == "verifycost"))
+        .unwrap_or(false);
+    let have_valgrind = is_binary
+        && Command::new("valgrind")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
     let progress = harness::Progress::new(
         "verifycost",
         usize::from(have_valgrind) * (1 + p.cg_shapes.len()) + 2 * threads.len(),
@@ -674,4 +680,25 @@ pub fn run(args: &[String]) -> Result<()> {
         t0.elapsed().as_secs_f64()
     );
     checks.finish("verifycost")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_bootstrap_interval() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(bootstrap_median(&[5.0; 10], 100, 1), (5.0, 5.0));
+        // The interval holds the sample median and stays inside the data.
+        let v: Vec<f64> = (0..40).map(|i| (i * 7 % 40) as f64).collect();
+        let (lo, hi) = bootstrap_median(&v, 500, 2);
+        let m = median(&v);
+        assert!(
+            lo <= m && m <= hi && lo >= 0.0 && hi <= 39.0,
+            "{lo} {m} {hi}"
+        );
+        assert!(hi - lo < 20.0, "{lo} {hi}");
+    }
 }
