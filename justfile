@@ -17,23 +17,32 @@ test:
 # Needs no download: the 2B-4T-shape model is synthesized into target/models/ on first use
 # (~10 s, 1.2 GB); the trained tiny model ships in datasets/. Timed steps hold ROTOR_BENCH_LOCK
 # (default /tmp/rotor-build.lock; `none`: no lock) so two heavy jobs never overlap.
-# `--full` for the long sweep, `--tiny` for a smoke run.
+# `--full` for the long sweep, `--tiny` for a smoke run; flags are checked (`--help` on any
+# experiment binary lists them). Results go to reports/results/<experiment>/<machine>.csv,
+# replacing only this machine's files. verifycost uses valgrind when installed.
 # Run every experiment (quick mode), write CSV to reports/results/, redraw figures and tables.
 bench-all *FLAGS:
     #!/usr/bin/env bash
     set -euo pipefail
     lock="${ROTOR_BENCH_LOCK:-/tmp/rotor-build.lock}"
     run() { if [ "$lock" = none ]; then "$@"; else flock "$lock" "$@"; fi; }
-    run cargo build --release -p rotor -p layouts -p magnitude -p verification -p speed -p perplexity -p render
-    for e in layouts magnitude verification speed perplexity; do
+    run cargo build --release -p rotor -p layouts -p magnitude -p verification -p verifycost -p utilization -p speed -p perplexity
+    run just build-render
+    for e in layouts magnitude verification verifycost utilization speed perplexity; do
         echo "== experiment $e {{FLAGS}}" >&2
         run ./target/release/$e {{FLAGS}}
     done
-    ./target/release/render --results reports/results --figures reports/figures --readme reports/README.md
+    ./target/render/render --results reports/results --figures reports/figures --readme reports/README.md
 
 # Rebuild figures and tables from the committed CSV (no engine run).
-report:
-    cargo run --release -p render --quiet -- --results reports/results --figures reports/figures --readme reports/README.md
+report: build-render
+    ./target/render/render --results reports/results --figures reports/figures --readme reports/README.md
+
+# The renderer alone, in its own fast-compiling profile (`[profile.render]`: polars unoptimized,
+# built alone so its features never unify with other crates): compiled once per machine,
+# whichever of bench-all, report and bench-peers runs first.
+build-render:
+    cargo build --profile render -p render
 
 # criterion benchmarks of every layout × kernel at the model's shapes.
 bench:

@@ -28,16 +28,6 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// From the command line: `--full`, `--tiny` (tests), else quick.
-    pub fn from_args(args: &[String]) -> Mode {
-        if args.iter().any(|a| a == "--full") {
-            Mode::Full
-        } else if args.iter().any(|a| a == "--tiny") {
-            Mode::Tiny
-        } else {
-            Mode::Quick
-        }
-    }
     pub fn name(self) -> &'static str {
         match self {
             Mode::Tiny => "tiny",
@@ -47,26 +37,271 @@ impl Mode {
     }
 }
 
-/// `--out DIR` from the command line, else `reports/results` at the workspace root.
-pub fn results_root(args: &[String]) -> PathBuf {
-    arg_value(args, "--out")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("reports/results"))
+pub use args::{Args, Flag};
+
+/// The command line every experiment binary shares (clap): one struct, one `--help`, and an
+/// error for any flag a binary does not know or does not use.
+pub mod args {
+    use std::path::PathBuf;
+
+    use clap::{CommandFactory, FromArgMatches, Parser, error::ErrorKind};
+
+    use super::{Mode, workspace_root};
+
+    /// The flags of every experiment binary. Flags marked with an experiment's name are used by
+    /// that experiment only; giving one to another experiment is an error.
+    #[derive(Parser, Clone, Debug, Default)]
+    #[command(disable_version_flag = true)]
+    #[command(group = clap::ArgGroup::new("mode").args(["tiny", "quick", "full"]))]
+    pub struct Args {
+        /// Smoke-test sizes (the tests' mode; seconds).
+        #[arg(long)]
+        pub tiny: bool,
+        /// The default: what `just bench-all` runs (minutes).
+        #[arg(long)]
+        pub quick: bool,
+        /// The long sweep (`just bench-all --full`).
+        #[arg(long)]
+        pub full: bool,
+        /// Results root; CSV goes to DIR/<experiment>/<machine>.csv [default: reports/results].
+        #[arg(long, value_name = "DIR")]
+        pub out: Option<PathBuf>,
+        /// Where synthesized models are written and reused [default: target/models].
+        #[arg(long, value_name = "DIR")]
+        pub models: Option<PathBuf>,
+        /// [perplexity] a real checkpoint to score too (or ROTOR_MODEL); [peers] the
+        /// 2B-4T-shape model [default: target/models/2b4t].
+        #[arg(long, value_name = "DIR")]
+        pub model: Option<PathBuf>,
+        /// [perplexity] the text to score the real model on (or ROTOR_WIKITEXT).
+        #[arg(long, value_name = "FILE")]
+        pub text: Option<PathBuf>,
+        /// [magnitude] per-operation energies instead of experiments/magnitude/energy.csv.
+        #[arg(long, value_name = "FILE")]
+        pub energy: Option<PathBuf>,
+        /// [peers] where the GGUF exports go [default: <model>-gguf].
+        #[arg(long, value_name = "DIR")]
+        pub gguf_dir: Option<PathBuf>,
+        /// [peers] the rotor binary [default: target/release/rotor].
+        #[arg(long, value_name = "BIN")]
+        pub rotor: Option<PathBuf>,
+        /// [peers] the Python with llama-cpp-python [default: the peers venv's].
+        #[arg(long, value_name = "PY")]
+        pub python: Option<PathBuf>,
+        /// [peers] lock file held by heavy steps, or `none` [default: ROTOR_BENCH_LOCK or
+        /// /tmp/rotor-build.lock].
+        #[arg(long, value_name = "FILE|none")]
+        pub lock: Option<String>,
+        /// [peers] alternating repetitions.
+        #[arg(long, value_name = "N")]
+        pub reps: Option<usize>,
+        /// [peers] thread counts, comma-separated (e.g. 1,2).
+        #[arg(long, value_name = "LIST")]
+        pub threads: Option<String>,
+        /// [peers] prompt length of the prefill runs.
+        #[arg(long, value_name = "N")]
+        pub prompt_tokens: Option<usize>,
+        /// [peers] tokens generated per decode run.
+        #[arg(long, value_name = "N")]
+        pub gen_tokens: Option<usize>,
+        /// [peers] timed runs per process.
+        #[arg(long, value_name = "N")]
+        pub runs: Option<usize>,
+    }
+
+    /// The experiment-specific flags, for [`Args::parse_for`]'s list of what a binary uses.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Flag {
+        Models,
+        Model,
+        Text,
+        Energy,
+        GgufDir,
+        Rotor,
+        Python,
+        Lock,
+        Reps,
+        Threads,
+        PromptTokens,
+        GenTokens,
+        Runs,
+    }
+
+    impl Args {
+        /// Parse `argv` (program name first) for experiment `name`, which uses the common flags
+        /// (`--tiny/--quick/--full`, `--out`) and `uses`. Unknown flags, and flags of other
+        /// experiments, are errors; `--help` is a [`clap::Error`] of kind `DisplayHelp`.
+        pub fn try_parse_for(
+            name: &'static str,
+            about: &'static str,
+            uses: &[Flag],
+            argv: &[String],
+        ) -> Result<Args, clap::Error> {
+            let mut cmd = Args::command().name(name).bin_name(name).about(about);
+            let m = cmd.try_get_matches_from_mut(argv)?;
+            let a = Args::from_arg_matches(&m)?;
+            let given: [(Flag, &str, bool); 13] = [
+                (Flag::Models, "--models", a.models.is_some()),
+                (Flag::Model, "--model", a.model.is_some()),
+                (Flag::Text, "--text", a.text.is_some()),
+                (Flag::Energy, "--energy", a.energy.is_some()),
+                (Flag::GgufDir, "--gguf-dir", a.gguf_dir.is_some()),
+                (Flag::Rotor, "--rotor", a.rotor.is_some()),
+                (Flag::Python, "--python", a.python.is_some()),
+                (Flag::Lock, "--lock", a.lock.is_some()),
+                (Flag::Reps, "--reps", a.reps.is_some()),
+                (Flag::Threads, "--threads", a.threads.is_some()),
+                (
+                    Flag::PromptTokens,
+                    "--prompt-tokens",
+                    a.prompt_tokens.is_some(),
+                ),
+                (Flag::GenTokens, "--gen-tokens", a.gen_tokens.is_some()),
+                (Flag::Runs, "--runs", a.runs.is_some()),
+            ];
+            for (f, flag, set) in given {
+                if set && !uses.contains(&f) {
+                    return Err(cmd.error(
+                        ErrorKind::ArgumentConflict,
+                        format!("{flag} is not used by the {name} experiment"),
+                    ));
+                }
+            }
+            Ok(a)
+        }
+
+        /// [`try_parse_for`](Self::try_parse_for) for library entry points (tests): a parse
+        /// error becomes an [`anyhow::Error`] with clap's message.
+        pub fn parse_for(
+            name: &'static str,
+            about: &'static str,
+            uses: &[Flag],
+            argv: &[String],
+        ) -> anyhow::Result<Args> {
+            Self::try_parse_for(name, about, uses, argv)
+                .map_err(|e| anyhow::anyhow!("{}", e.render().to_string().trim_end()))
+        }
+
+        pub fn mode(&self) -> Mode {
+            if self.full {
+                Mode::Full
+            } else if self.tiny {
+                Mode::Tiny
+            } else {
+                Mode::Quick
+            }
+        }
+
+        /// `--out DIR`, else `reports/results` at the workspace root.
+        pub fn results_root(&self) -> PathBuf {
+            self.out
+                .clone()
+                .unwrap_or_else(|| workspace_root().join("reports/results"))
+        }
+
+        /// `--models DIR`, else `target/models` in the workspace.
+        pub fn models_root(&self) -> PathBuf {
+            self.models
+                .clone()
+                .unwrap_or_else(|| workspace_root().join("target/models"))
+        }
+    }
 }
 
-/// Where synthesized models go: `--models DIR`, else `target/models` in the workspace.
-pub fn models_root(args: &[String]) -> PathBuf {
-    arg_value(args, "--models")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/models"))
+/// The `main` of an experiment binary: parse the shared flags for `name` (printing `--help` or
+/// a usage error and exiting as clap does), then `run(argv)`; an error exits 1.
+pub fn main(
+    name: &'static str,
+    about: &'static str,
+    uses: &[Flag],
+    run: fn(&[String]) -> Result<()>,
+) {
+    let argv: Vec<String> = std::env::args().collect();
+    if let Err(e) = Args::try_parse_for(name, about, uses, &argv) {
+        e.exit();
+    }
+    if let Err(e) = run(&argv) {
+        say(format!("error: {e:#}"));
+        progress_clear();
+        std::process::exit(1);
+    }
 }
 
-/// The value after flag `name` (`--name VALUE`), if given.
-pub fn arg_value(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
+/// Progress of a long experiment on stderr: which step, how many done, roughly how long left.
+/// Drawn only when stderr is a terminal (indicatif hides it otherwise); log lines printed with
+/// [`say`] (or [`say!`]) go above the bar, or plainly to stderr when there is no bar.
+pub struct Progress {
+    pb: indicatif::ProgressBar,
+}
+
+static BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+impl Progress {
+    /// A bar of `total` steps for `experiment`, the one [`say`] prints above until dropped.
+    pub fn new(experiment: &str, total: usize) -> Progress {
+        let pb = indicatif::ProgressBar::with_draw_target(
+            Some(total as u64),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix}: step {pos}/{len} done, now {wide_msg} [{elapsed_precise}, ~{eta} left]",
+            )
+            .expect("progress template"),
+        );
+        pb.set_prefix(experiment.to_string());
+        *BAR.lock().unwrap() = Some(pb.clone());
+        Progress { pb }
+    }
+
+    /// Start the next step (`what`); the previous one counts as done.
+    pub fn step(&self, what: impl Into<String>) {
+        if self.pb.message().is_empty() && self.pb.position() == 0 {
+            self.pb.set_message(what.into());
+            self.pb.tick();
+        } else {
+            self.pb.inc(1);
+            self.pb.set_message(what.into());
+        }
+    }
+
+    /// How many steps were started.
+    pub fn len(&self) -> u64 {
+        self.pb.length().unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.pb.finish_and_clear();
+        let mut g = BAR.lock().unwrap();
+        *g = None;
+    }
+}
+
+fn progress_clear() {
+    if let Some(pb) = BAR.lock().unwrap().take() {
+        pb.finish_and_clear();
+    }
+}
+
+/// Print a log line on stderr, above the progress bar when one is drawn.
+pub fn say(line: impl AsRef<str>) {
+    let g = BAR.lock().unwrap();
+    match g.as_ref() {
+        Some(pb) if !pb.is_hidden() => pb.println(line.as_ref()),
+        _ => eprintln!("{}", line.as_ref()),
+    }
+}
+
+/// `eprintln!` that keeps the progress bar intact ([`say`]).
+#[macro_export]
+macro_rules! say {
+    ($($t:tt)*) => { $crate::say(format!($($t)*)) };
 }
 
 /// The workspace root (two levels above this crate at build time; the current directory if
@@ -103,6 +338,10 @@ pub struct RunMeta {
     pub date: String,
     pub os: String,
     pub profile: String,
+    /// `/proc/loadavg` (1, 5, 15 min) when the run started: what else the machine was doing.
+    pub load_avg: String,
+    /// Free text from `ROTOR_RUN_NOTES` (e.g. "two other builds running").
+    pub notes: String,
 }
 
 impl RunMeta {
@@ -145,6 +384,10 @@ impl RunMeta {
                 "release"
             }
             .into(),
+            load_avg: std::fs::read_to_string("/proc/loadavg")
+                .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default(),
+            notes: std::env::var("ROTOR_RUN_NOTES").unwrap_or_default(),
         }
     }
 
@@ -152,6 +395,49 @@ impl RunMeta {
     pub fn simd_level(&self) -> String {
         self.kernel_default.clone()
     }
+
+    /// This run's machine name ([`machine_name`] of the CPU model and SIMD level).
+    pub fn machine(&self) -> String {
+        machine_name(&self.cpu, &self.simd_level())
+    }
+}
+
+/// A machine's name for result files: the CPU model reduced to lowercase words (trademarks,
+/// "Processor", "CPU" and the clock dropped) and the SIMD level, joined by `-`:
+/// `"AMD EPYC"`, `avx2` → `amd-epyc-avx2`; `"Intel(R) Xeon(R) Processor"`, `avx512` →
+/// `intel-xeon-avx512`. The renderer derives the same name from the CSV's `cpu` and `simd`.
+pub fn machine_name(cpu: &str, simd: &str) -> String {
+    let cpu = cpu.split('@').next().unwrap_or("").to_lowercase();
+    let cpu = cpu.replace("(r)", " ").replace("(tm)", " ");
+    let mut words: Vec<String> = cpu
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty() && !["processor", "cpu", "core"].contains(w))
+        .map(str::to_string)
+        .collect();
+    if words.is_empty() {
+        words.push("unknown".into());
+    }
+    let simd: String = simd
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    if !simd.is_empty() {
+        words.push(simd);
+    }
+    words.join("-")
+}
+
+/// This machine's name, as a run here would write it ([`machine_name`]).
+pub fn this_machine() -> String {
+    let (cpu, _) = rotor::kernels::cpu_description();
+    machine_name(&cpu, rotor::Kernel::best().name())
+}
+
+/// Where experiment `experiment` writes this machine's CSV under `root`.
+pub fn result_csv(root: &Path, experiment: &str) -> PathBuf {
+    root.join(experiment)
+        .join(format!("{}.csv", this_machine()))
 }
 
 /// One row of the tidy schema shared by every experiment.
@@ -224,10 +510,12 @@ pub struct Csv {
 }
 
 impl Csv {
-    /// Create `<root>/<experiment>/<name>.csv` and `<name>.meta.json`.
-    pub fn create(root: &Path, meta: &RunMeta, name: &str) -> Result<Csv> {
+    /// Create this machine's `<root>/<experiment>/<machine>.csv` and `<machine>.meta.json`,
+    /// replacing only this machine's files: results of other machines stay beside them.
+    pub fn create(root: &Path, meta: &RunMeta) -> Result<Csv> {
         let dir = root.join(&meta.experiment);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let name = meta.machine();
         let path = dir.join(format!("{name}.csv"));
         let w = csv::Writer::from_path(&path)
             .with_context(|| format!("creating {}", path.display()))?;
@@ -240,6 +528,12 @@ impl Csv {
             path,
             rows: 0,
         })
+    }
+
+    /// The directory this CSV is in (`<root>/<experiment>`), for an experiment's side files,
+    /// which it names `<machine>.<what>` too.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().expect("CSV path has a directory")
     }
 
     pub fn write(&mut self, mut r: Row) -> Result<()> {
@@ -366,13 +660,13 @@ impl Checks {
             self.passed += 1;
         } else {
             let w = what();
-            eprintln!("CHECK FAILED: {w}");
+            say!("CHECK FAILED: {w}");
             self.failures.push(w);
         }
     }
     /// Print the tally; an error if anything failed.
     pub fn finish(&self, experiment: &str) -> Result<()> {
-        eprintln!(
+        say!(
             "{experiment}: {} passed, {} failed",
             self.passed,
             self.failures.len()
@@ -386,6 +680,52 @@ impl Checks {
                 self.failures[0]
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_names() {
+        assert_eq!(machine_name("AMD EPYC", "avx2"), "amd-epyc-avx2");
+        assert_eq!(
+            machine_name("Intel(R) Xeon(R) Processor", "avx512"),
+            "intel-xeon-avx512"
+        );
+        assert_eq!(
+            machine_name("Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz", "avx2"),
+            "intel-i7-8650u-avx2"
+        );
+        assert_eq!(machine_name("", "scalar"), "unknown-scalar");
+    }
+
+    fn argv(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_are_parsed_and_unknown_or_foreign_ones_rejected() {
+        let a = Args::parse_for("x", "", &[], &argv(&["x", "--tiny", "--out", "/tmp/r"])).unwrap();
+        assert_eq!(a.mode(), Mode::Tiny);
+        assert_eq!(a.results_root(), PathBuf::from("/tmp/r"));
+        let a = Args::parse_for("x", "", &[], &argv(&["x"])).unwrap();
+        assert_eq!(a.mode(), Mode::Quick);
+        let e = Args::parse_for("x", "", &[], &argv(&["x", "--ful"])).unwrap_err();
+        assert!(e.to_string().contains("--ful"), "{e}");
+        let e = Args::parse_for("x", "", &[], &argv(&["x", "--tiny", "--full"])).unwrap_err();
+        assert!(e.to_string().contains("cannot be used with"), "{e}");
+        let e = Args::parse_for("x", "", &[], &argv(&["x", "--energy", "f.csv"])).unwrap_err();
+        assert!(
+            e.to_string().contains("not used by the x experiment"),
+            "{e}"
+        );
+        let a = Args::parse_for("x", "", &[Flag::Energy], &argv(&["x", "--energy", "f.csv"]));
+        assert_eq!(a.unwrap().energy, Some(PathBuf::from("f.csv")));
+        let h = Args::try_parse_for("x", "about x", &[], &argv(&["x", "--help"])).unwrap_err();
+        assert_eq!(h.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert!(h.to_string().contains("about x") && h.to_string().contains("--full"));
     }
 }
 
@@ -417,7 +757,7 @@ pub fn ensure_model(
 ) -> anyhow::Result<std::path::PathBuf> {
     let out = dir.join(preset.name());
     if !out.join("model.safetensors").exists() {
-        eprintln!(
+        say!(
             "  synthesizing {} model into {}",
             preset.name(),
             out.display()

@@ -90,13 +90,15 @@ fn plan(mode: Mode) -> Plan {
     }
 }
 
-fn random_ternary(rows: usize, cols: usize, seed: u64) -> Ternary {
+/// A random ternary matrix, about one third zeros (shared with the utilization and verifycost experiments).
+pub fn random_ternary(rows: usize, cols: usize, seed: u64) -> Ternary {
     let mut r = Rng::new(seed);
     // About one third zeros, as absmean ternarization of a Gaussian master gives.
     Ternary::from_fn(rows, cols, |_, _| (r.next_u64() % 3) as i8 - 1)
 }
 
-fn random_acts(batch: usize, cols: usize, seed: u64) -> ActBuf {
+/// Random int8 activations in [-127, 127], `batch` rows of `cols`.
+pub fn random_acts(batch: usize, cols: usize, seed: u64) -> ActBuf {
     let mut r = Rng::new(seed);
     let v: Vec<i8> = (0..batch * cols)
         .map(|_| ((r.next_u64() % 255) as i32 - 127) as i8)
@@ -106,7 +108,7 @@ fn random_acts(batch: usize, cols: usize, seed: u64) -> ActBuf {
 
 /// The checkpoint bytes of `small` stacked `k` times along the rows (so the product's
 /// expected output is the small oracle's output repeated `k` times).
-fn tiled_packed(small: &Ternary, k: usize) -> Vec<u8> {
+pub fn tiled_packed(small: &Ternary, k: usize) -> Vec<u8> {
     let (out, cols) = (small.rows(), small.cols());
     let rows = out * k;
     let r4 = rows / 4;
@@ -140,25 +142,18 @@ fn random_packed(n: usize, seed: u64) -> Vec<u8> {
 
 /// Run the experiment with command-line style arguments (`--tiny`, `--full`, `--out DIR`).
 pub fn run(args: &[String]) -> Result<()> {
-    let args = args.to_vec();
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!(
-            "layouts [--quick|--full|--tiny] [--out DIR]\n\n{}",
-            module_doc()
-        );
-        return Ok(());
-    }
-    let mode = Mode::from_args(&args);
-    let root = harness::results_root(&args);
+    let a = harness::Args::parse_for("layouts", module_doc(), USES, args)?;
+    let mode = a.mode();
+    let root = a.results_root();
     let seed = 7;
     let meta = RunMeta::capture("layouts", mode, seed);
-    let mut csv = Csv::create(&root, &meta, "layouts")?;
+    let mut csv = Csv::create(&root, &meta)?;
     let mut checks = Checks::default();
     let p = plan(mode);
     let layouts = LayoutKind::all();
     let kernels = Kernel::available();
     let t_start = Instant::now();
-    eprintln!(
+    harness::say!(
         "layouts ({} mode): {} layouts × kernels [{}] × threads {:?} × {} shapes",
         mode.name(),
         layouts.len(),
@@ -171,9 +166,13 @@ pub fn run(args: &[String]) -> Result<()> {
         p.shapes.len()
     );
 
+    let nt = thread_counts(mode).len();
+    let progress = harness::Progress::new("layouts", nt * (2 + p.shapes.len()));
+
     // --- machine probes
     let mut read_bw = std::collections::HashMap::new();
     for &th in &thread_counts(mode) {
+        progress.step(format!("bandwidth probe, {th} thread(s)"));
         let bytes = p.dram_bytes.max(64 << 20);
         let (rb, cb) = pool(th).install(|| {
             (
@@ -184,7 +183,7 @@ pub fn run(args: &[String]) -> Result<()> {
         read_bw.insert(th, rb);
         csv.write(Row::value("read_bandwidth", rb / 1e9, "GB/s").with(|r| r.threads = th))?;
         csv.write(Row::value("copy_bandwidth", cb / 1e9, "GB/s").with(|r| r.threads = th))?;
-        eprintln!(
+        harness::say!(
             "  {th} thread(s): read {:.1} GB/s, memcpy {:.1} GB/s",
             rb / 1e9,
             cb / 1e9
@@ -229,12 +228,13 @@ pub fn run(args: &[String]) -> Result<()> {
         })
         .collect();
     let packed_bytes: usize = mats.iter().map(|m| m.2.len()).sum();
-    eprintln!(
+    harness::say!(
         "  conversion of {} matrices, {:.0} MB of checkpoint bytes",
         mats.len(),
         packed_bytes as f64 / 1e6
     );
     for &th in &thread_counts(mode) {
+        progress.step(format!("model conversion, {th} thread(s)"));
         let pl = pool(th);
         let mut dst: Vec<Vec<u8>> = mats.iter().map(|m| vec![0u8; m.2.len()]).collect();
         let memcpy = pl.install(|| {
@@ -304,7 +304,7 @@ pub fn run(args: &[String]) -> Result<()> {
                     r.threads = th;
                 }),
             )?;
-            eprintln!(
+            harness::say!(
                 "    {th}t {:<13} {:>7.3} s  ({:.2}× memcpy {:.3} s, {:.2}× alloc+memcpy {:.3} s)",
                 l.name(),
                 t.median,
@@ -332,7 +332,7 @@ pub fn run(args: &[String]) -> Result<()> {
             .map(|&b| random_acts(b, *cols, seed + b as u64))
             .collect();
         let want: Vec<Vec<i32>> = xs.iter().map(|x| small.gemm_oracle(&x.view())).collect();
-        eprintln!(
+        harness::say!(
             "  shape {sname} {shape} (DRAM: ×{k_tile} rows, {:.0} MB packed)",
             big_packed.len() as f64 / 1e6
         );
@@ -362,6 +362,7 @@ pub fn run(args: &[String]) -> Result<()> {
             })
             .collect();
         for &th in &thread_counts(mode) {
+            progress.step(format!("shape {sname} {shape}, {th} thread(s)"));
             let pl = pool(th);
             // DRAM-streamed GEMV (batch 1). Scalar kernels are slow: full mode only.
             let sel: Vec<(usize, Kernel)> = pairs
@@ -471,10 +472,10 @@ pub fn run(args: &[String]) -> Result<()> {
                     }
                 }
             }
-            eprintln!("    {th} thread(s): {} pairs timed", pairs.len());
+            harness::say!("    {th} thread(s): {} pairs timed", pairs.len());
         }
     }
-    eprintln!(
+    harness::say!(
         "layouts: {} rows in {} ({:.0} s)",
         csv.rows(),
         csv.path.display(),
@@ -483,9 +484,13 @@ pub fn run(args: &[String]) -> Result<()> {
     checks.finish("layouts")
 }
 
-fn module_doc() -> &'static str {
+/// The experiment-specific flags this binary takes (besides the mode and `--out`).
+pub const USES: &[harness::Flag] = &[];
+
+/// What `layouts --help` says.
+pub fn module_doc() -> &'static str {
     "Measures bytes/weight, whole-model conversion time (vs memcpy), DRAM-streamed GEMV and \
      hot GEMV/GEMM throughput for every layout × kernel × thread count at the 2B-4T projection \
-     shapes; writes reports/results/layouts/layouts.csv and exits non-zero if any output differs \
+     shapes; writes reports/results/layouts/<machine>.csv and exits non-zero if any output differs \
      from the oracle."
 }

@@ -1,9 +1,10 @@
-//! `layouts [--quick|--full|--tiny] [--out DIR]`: see the library docs.
+//! `layouts [--tiny|--quick|--full] [--out DIR]`: see the library docs or `--help`.
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Err(e) = layouts::run(&args) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    harness::main(
+        "layouts",
+        layouts::module_doc(),
+        layouts::USES,
+        layouts::run,
+    );
 }

@@ -299,12 +299,6 @@ fn oracle(t: &Ternary, x: &Act) -> Vec<i32> {
     t.gemm_oracle(&b.view())
 }
 
-fn arg_value(args: &[String], flag: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == flag)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
 /// Per (shape, dist, encoding): the formula counts of the row term and the preparation term.
 #[derive(Clone, Debug)]
 struct ShapeCounts {
@@ -315,22 +309,21 @@ struct ShapeCounts {
 
 /// Run the experiment with command-line style arguments.
 pub fn run(args: &[String]) -> Result<()> {
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("magnitude [--quick|--full|--tiny] [--out DIR] [--energy FILE]\n\n{MODULE_DOC}");
-        return Ok(());
-    }
-    let mode = Mode::from_args(args);
-    let root = harness::results_root(args);
+    let a = harness::Args::parse_for("magnitude", MODULE_DOC, USES, args)?;
+    let mode = a.mode();
+    let root = a.results_root();
     let seed = 7;
     let meta = RunMeta::capture("magnitude", mode, seed);
-    let mut csv = Csv::create(&root, &meta, "magnitude")?;
+    let mut csv = Csv::create(&root, &meta)?;
     let mut checks = Checks::default();
     let p = plan(mode);
     let t_start = Instant::now();
 
     // --- energy tables
-    let energy_text = match arg_value(args, "--energy") {
-        Some(f) => std::fs::read_to_string(&f).with_context(|| format!("reading {f}"))?,
+    let energy_text = match &a.energy {
+        Some(f) => {
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
+        }
         None => energy::DEFAULT_CSV.to_string(),
     };
     let (entries, tables) = energy::parse(&energy_text)?;
@@ -348,7 +341,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let (dir, label) = acts::model_dir(&ws_root, p.synth_preset, &scratch_dir)?;
     let cap = acts::capture(&dir, &label, &ws_root, p.capture_tokens)?;
     let _ = std::fs::remove_dir_all(&scratch_dir);
-    eprintln!(
+    harness::say!(
         "magnitude ({} mode): real activations from {} ({} tokens, hidden {}, inter {}, {} layers, {} rows)",
         mode.name(),
         cap.model,
@@ -393,12 +386,18 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut counts: BTreeMap<(Dist, Enc, &'static str), ShapeCounts> = BTreeMap::new();
     let mut timings: BTreeMap<(Dist, Enc, Kern, &'static str), harness::Timing> = BTreeMap::new();
     let mut scratch = Scratch::default();
+    let progress = harness::Progress::new("magnitude", p.shapes.len() * Dist::ALL.len());
     for (si, sh) in p.shapes.iter().enumerate() {
         let shape = sh.label();
         let t = random_ternary(sh.rows, sh.cols, Rng::seed_from(&[seed, si as u64]));
         let w = Weights::new(t);
-        eprintln!("  shape {} {shape}", sh.name);
+        harness::say!("  shape {} {shape}", sh.name);
         for d in Dist::ALL {
+            progress.step(format!(
+                "shape {} {shape}, {} activations",
+                sh.name,
+                d.name()
+            ));
             let values = match d {
                 Dist::Real => cap.row(sh.sites, sh.cols, si as u64 * 7 + 1),
                 _ => acts::synthetic(d, sh.cols, Rng::seed_from(&[seed, si as u64, d as u64])),
@@ -491,7 +490,7 @@ pub fn run(args: &[String]) -> Result<()> {
                     line += &format!(" {}/{} {:.0}", e.name(), k.name(), tm.median * 1e6);
                 }
             }
-            eprintln!("{line} (µs)");
+            harness::say!("{line} (µs)");
         }
     }
 
@@ -588,7 +587,7 @@ pub fn run(args: &[String]) -> Result<()> {
             }
         }
     }
-    eprintln!(
+    harness::say!(
         "magnitude: {} rows in {} ({:.0} s)",
         csv.rows(),
         csv.path.display(),
@@ -621,9 +620,13 @@ fn write_summary(
     Ok(())
 }
 
-const MODULE_DOC: &str = "Eight encodings of the ternary dot product (f32 MAC, int8 MAC, sign-select, \
+/// The experiment-specific flags this binary takes (besides the mode and `--out`).
+pub const USES: &[harness::Flag] = &[harness::Flag::Energy];
+
+/// What `magnitude --help` says.
+pub const MODULE_DOC: &str = "Eight encodings of the ternary dot product (f32 MAC, int8 MAC, sign-select, \
 bit-serial popcount, unary counter, thermometer, two table lookups), each checked against the \
 oracle, timed per GEMV at the 2B-4T projection shapes, counted by operation kind (formulas \
 validated by an instrumented scalar run) and priced with per-operation energies (Horowitz 45 nm, \
 BitNet 7 nm; energy.csv) for uniform, Gaussian, real (captured from a model) and small \
-activations. Writes reports/results/magnitude/magnitude.csv; exits non-zero on any mismatch.";
+activations. Writes reports/results/magnitude/<machine>.csv; exits non-zero on any mismatch.";

@@ -1,9 +1,11 @@
-//! `magnitude [--quick|--full|--tiny] [--out DIR] [--energy FILE]`: see the library docs.
+//! `magnitude [--tiny|--quick|--full] [--out DIR] [--energy FILE]`: see the library docs or
+//! `--help`.
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Err(e) = magnitude::run(&args) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    harness::main(
+        "magnitude",
+        magnitude::MODULE_DOC,
+        magnitude::USES,
+        magnitude::run,
+    );
 }

@@ -12,9 +12,9 @@ fn tiny_run_writes_every_encoding() {
         .map(|s| s.to_string())
         .collect();
     magnitude::run(&args).expect("magnitude experiment (tiny)");
-    let csv = dir.join("magnitude/magnitude.csv");
+    let csv = harness::result_csv(&dir, "magnitude");
     assert!(csv.exists(), "no CSV at {}", csv.display());
-    assert!(dir.join("magnitude/magnitude.meta.json").exists());
+    assert!(csv.with_extension("meta.json").exists());
 
     let mut r = csv::Reader::from_path(&csv).unwrap();
     let h = r.headers().unwrap().clone();

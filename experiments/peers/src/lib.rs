@@ -17,9 +17,10 @@
 //!    `--gen-tokens`) and `llama_bench.py` (the same steps through llama-cpp-python).
 //!    Every timed process runs under `flock LOCK` so no other heavy job on the machine overlaps.
 //!
-//! Output: `reports/results/peers/peers.csv` (the harness schema, see below),
-//! `peers.meta.json` (run metadata), `peers.env.json` (llama.cpp version and build, the plan,
-//! file sizes, check results) and `peers-runs.jsonl` (every process's raw JSON, in run order).
+//! Output, per machine: `reports/results/peers/<machine>.csv` (the harness schema, see below),
+//! `<machine>.meta.json` (run metadata), `<machine>.env.json` (llama.cpp version and build, the
+//! plan, file sizes, check results) and `<machine>.runs.jsonl` (every process's raw JSON, in run
+//! order).
 //!
 //! CSV columns as used here: `variant` = engine (`rotor`, `llama.cpp`, or `ratio` for
 //! rotor ÷ llama.cpp), `layout` = weights (rotor's layout, or the GGUF type `TQ2_0`/`TQ1_0`;
@@ -147,39 +148,47 @@ pub struct Opts {
     pub llama_kernel: String,
 }
 
-const USAGE: &str = "peers [--quick|--full] [--out DIR] [--model DIR] [--gguf-dir DIR] [--rotor BIN] \
-[--python PY] [--lock FILE|none] [--reps N] [--threads 1,2] [--prompt-tokens N] [--gen-tokens N] [--runs N]";
+/// The experiment-specific flags this binary takes (besides the mode and `--out`).
+pub const USES: &[harness::Flag] = {
+    use harness::Flag::*;
+    &[
+        Model,
+        GgufDir,
+        Rotor,
+        Python,
+        Lock,
+        Reps,
+        Threads,
+        PromptTokens,
+        GenTokens,
+        Runs,
+    ]
+};
 
-fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(String::as_str)
-}
+/// What `peers --help` says.
+pub const ABOUT: &str = "Times rotor bench and llama.cpp (llama-cpp-python) alternately on the \
+same synthesized 2B-4T-shape model and its GGUF exports; writes \
+reports/results/peers/<machine>.csv. See experiments/peers/README.md.";
 
 impl Opts {
     pub fn parse(args: &[String]) -> Result<Opts> {
+        let a = harness::Args::parse_for("peers", ABOUT, USES, args)?;
         let root = harness::workspace_root();
-        let mode = Mode::from_args(args);
+        let mode = a.mode();
         let mut plan = plan(mode);
-        let num = |name: &str| -> Result<Option<usize>> {
-            flag(args, name)
-                .map(|v| v.parse().with_context(|| format!("{name} {v}")))
-                .transpose()
-        };
-        if let Some(n) = num("--reps")? {
+        if let Some(n) = a.reps {
             plan.reps = n.max(1);
         }
-        if let Some(n) = num("--prompt-tokens")? {
+        if let Some(n) = a.prompt_tokens {
             plan.prompt_tokens = n.max(1);
         }
-        if let Some(n) = num("--gen-tokens")? {
+        if let Some(n) = a.gen_tokens {
             plan.gen_tokens = n.max(1);
         }
-        if let Some(n) = num("--runs")? {
+        if let Some(n) = a.runs {
             plan.runs = n.max(1);
         }
-        if let Some(t) = flag(args, "--threads") {
+        if let Some(t) = &a.threads {
             plan.threads = t
                 .split(',')
                 .map(|x| {
@@ -189,10 +198,11 @@ impl Opts {
                 })
                 .collect::<Result<_>>()?;
         }
-        let path =
-            |name: &str, default: PathBuf| flag(args, name).map(PathBuf::from).unwrap_or(default);
-        let model = path("--model", root.join("target/models/2b4t"));
-        let gguf_dir = path("--gguf-dir", {
+        let model = a
+            .model
+            .clone()
+            .unwrap_or_else(|| root.join("target/models/2b4t"));
+        let gguf_dir = a.gguf_dir.clone().unwrap_or_else(|| {
             let mut s = model.as_os_str().to_owned();
             s.push("-gguf");
             PathBuf::from(s)
@@ -202,20 +212,20 @@ impl Opts {
             .or_else(|| {
                 std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/rotor/peers-venv"))
             });
-        let python = path(
-            "--python",
+        let python = a.python.clone().unwrap_or_else(|| {
             venv.as_ref()
                 .map(|v| v.join("bin/python"))
-                .unwrap_or_else(|| "python3".into()),
-        );
+                .unwrap_or_else(|| "python3".into())
+        });
         // The build record sits in the venv (python is VENV/bin/python).
         let venv_info = python
             .parent()
             .and_then(Path::parent)
             .map(|v| v.join("rotor-peers-build.json"))
             .filter(|p| p.exists());
-        let lock = match flag(args, "--lock")
-            .map(str::to_string)
+        let lock = match a
+            .lock
+            .clone()
             .or_else(|| std::env::var("ROTOR_BENCH_LOCK").ok())
         {
             Some(l) if l == "none" || l.is_empty() => None,
@@ -224,10 +234,13 @@ impl Opts {
         };
         Ok(Opts {
             mode,
-            results: harness::results_root(args),
+            results: a.results_root(),
             model,
             gguf_dir,
-            rotor: path("--rotor", root.join("target/release/rotor")),
+            rotor: a
+                .rotor
+                .clone()
+                .unwrap_or_else(|| root.join("target/release/rotor")),
             python,
             script: root.join("experiments/peers/llama_bench.py"),
             lock,
@@ -314,10 +327,10 @@ fn export_all(o: &Opts) -> Result<()> {
     for g in &o.plan.gguf {
         let out = o.gguf_dir.join(g.file_name());
         if out.exists() && newer_than(&out, &ck) {
-            eprintln!("peers: reusing {}", out.display());
+            harness::say!("peers: reusing {}", out.display());
             continue;
         }
-        eprintln!("peers: exporting {}", out.display());
+        harness::say!("peers: exporting {}", out.display());
         let args: Vec<String> = [
             "export",
             "--model",
@@ -387,7 +400,7 @@ fn check_files(o: &Opts, checks: &mut Checks) -> Result<Value> {
         .ok_or_else(|| anyhow!("{} has no tokenizer.json", o.model.display()))?;
     let ids = tok.encode(text, true)?;
     let ids_s = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-    eprintln!(
+    harness::say!(
         "peers: rotor logits of the checkpoint ({} tokens)",
         ids.len()
     );
@@ -395,7 +408,7 @@ fn check_files(o: &Opts, checks: &mut Checks) -> Result<Value> {
     let mut report = vec![];
     for g in &o.plan.gguf {
         let file = o.gguf_dir.join(g.file_name());
-        eprintln!("peers: checking {}", file.display());
+        harness::say!("peers: checking {}", file.display());
         // llama.cpp
         let args: Vec<String> = vec![
             o.script.to_string_lossy().into_owned(),
@@ -448,7 +461,7 @@ fn check_files(o: &Opts, checks: &mut Checks) -> Result<Value> {
         }
         let same_shape = got.len() == reference.len()
             && got.iter().zip(&reference).all(|(a, b)| a.len() == b.len());
-        eprintln!(
+        harness::say!(
             "peers:   llama.cpp loads it: {loaded} ({}); rotor: logits maxdiff vs checkpoint {maxdiff:.3e}",
             lj["desc"]
         );
@@ -732,12 +745,6 @@ fn write_csv(o: &Opts, csv: &mut Csv, samples: &[Sample]) -> Result<Vec<String>>
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!(
-            "{USAGE}\n\nTimes rotor bench and llama.cpp (llama-cpp-python) alternately on the same synthesized 2B-4T-shape model and its GGUF exports; writes reports/results/peers/peers.csv. See experiments/peers/README.md."
-        );
-        return Ok(());
-    }
     let mut o = Opts::parse(args)?;
     if o.mode == Mode::Tiny {
         bail!(
@@ -755,7 +762,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let t0 = Instant::now();
     let meta = RunMeta::capture("peers", o.mode, 42);
     let p = o.plan.clone();
-    eprintln!(
+    harness::say!(
         "peers ({} mode): {} reps × threads {:?} × rotor {:?} + llama.cpp {:?}; prompt {} + gen {} tokens, {} runs per process; lock {:?}",
         o.mode.name(),
         p.reps,
@@ -774,9 +781,10 @@ pub fn run(args: &[String]) -> Result<()> {
             false,
         )
         .context("llama-cpp-python is not importable (run experiments/peers/setup-llama.sh)")?;
-    eprintln!(
+    harness::say!(
         "peers: llama-cpp-python {} — {}",
-        info["llama_cpp_python"], info["system_info"]
+        info["llama_cpp_python"],
+        info["system_info"]
     );
     let build: Value = o
         .venv_info
@@ -796,19 +804,28 @@ pub fn run(args: &[String]) -> Result<()> {
     // Timing: A B A B.
     let dir = o.results.join("peers");
     std::fs::create_dir_all(&dir)?;
-    let mut raw = std::fs::File::create(dir.join("peers-runs.jsonl"))?;
+    let machine = meta.machine();
+    let mut raw = std::fs::File::create(dir.join(format!("{machine}.runs.jsonl")))?;
     let mut samples = vec![];
     let mut order = vec![];
     let n_cases = p.rotor_layouts.len() + p.gguf.len();
+    let progress = harness::Progress::new("peers", p.reps * p.threads.len() * n_cases);
     for rep in 0..p.reps {
         for &t in &p.threads {
             for i in 0..n_cases {
+                progress.step(format!(
+                    "rep {}/{}, {} thread(s), case {}/{n_cases}",
+                    rep + 1,
+                    p.reps,
+                    t,
+                    i + 1
+                ));
                 let s = if i < p.rotor_layouts.len() {
                     rotor_bench(&o, &p.rotor_layouts[i], t)?
                 } else {
                     llama_bench(&o, &p.gguf[i - p.rotor_layouts.len()], t)?
                 };
-                eprintln!(
+                harness::say!(
                     "peers: rep {}/{} {:9} {:9} head {:5} {} thread(s): prefill {:7.2} tok/s, decode {:6.2} tok/s ({:.0} s elapsed)",
                     rep + 1,
                     p.reps,
@@ -828,7 +845,8 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
 
-    let mut csv = Csv::create(&o.results, &meta, "peers")?;
+    drop(progress);
+    let mut csv = Csv::create(&o.results, &meta)?;
     let lines = write_csv(&o, &mut csv, &samples)?;
     let env = json!({
         "llama_cpp_python": info,
@@ -847,17 +865,17 @@ pub fn run(args: &[String]) -> Result<()> {
         "seconds": t0.elapsed().as_secs_f64(),
     });
     std::fs::write(
-        dir.join("peers.env.json"),
+        dir.join(format!("{machine}.env.json")),
         serde_json::to_string_pretty(&env)? + "\n",
     )?;
-    eprintln!(
+    harness::say!(
         "peers: wrote {} ({} rows) in {:.0} s",
         csv.path.display(),
         csv.rows(),
         t0.elapsed().as_secs_f64()
     );
     for l in lines {
-        eprintln!("{l}");
+        harness::say!("{l}");
     }
     Ok(())
 }

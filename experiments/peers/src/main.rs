@@ -1,9 +1,5 @@
-//! `peers [--quick|--full] [--model DIR] [--python PY] ...`: see the library docs.
+//! `peers [--quick|--full] [--out DIR] [--model DIR] …`: see the library docs or `--help`.
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Err(e) = peers::run(&args) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    harness::main("peers", peers::ABOUT, peers::USES, peers::run);
 }

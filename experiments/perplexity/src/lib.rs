@@ -71,7 +71,7 @@ pub struct Scored {
 }
 
 /// The models this run scores: the shipped one always, the real one when given.
-pub fn subjects(args: &[String], mode: Mode) -> Result<Vec<Subject>> {
+pub fn subjects(args: &harness::Args, mode: Mode) -> Result<Vec<Subject>> {
     let root = harness::workspace_root();
     let dir = root.join("datasets/models/austen-tiny");
     if !dir.join("model.safetensors").exists() {
@@ -88,11 +88,17 @@ pub fn subjects(args: &[String], mode: Mode) -> Result<Vec<Subject>> {
         ctx: if mode == Mode::Tiny { 64 } else { 256 },
         full_grid: true,
     }];
-    let model = harness::arg_value(args, "--model").or_else(|| std::env::var("ROTOR_MODEL").ok());
-    let text = harness::arg_value(args, "--text").or_else(|| std::env::var("ROTOR_WIKITEXT").ok());
+    let model = args
+        .model
+        .clone()
+        .or_else(|| std::env::var_os("ROTOR_MODEL").map(PathBuf::from));
+    let text = args
+        .text
+        .clone()
+        .or_else(|| std::env::var_os("ROTOR_WIKITEXT").map(PathBuf::from));
     match (model, text) {
         (Some(m), Some(t)) => {
-            let dir = PathBuf::from(m);
+            let dir = m;
             let name = dir
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -100,7 +106,7 @@ pub fn subjects(args: &[String], mode: Mode) -> Result<Vec<Subject>> {
             v.push(Subject {
                 name,
                 dir,
-                text: PathBuf::from(t),
+                text: t,
                 train: None,
                 ctx: 512,
                 full_grid: false,
@@ -109,7 +115,7 @@ pub fn subjects(args: &[String], mode: Mode) -> Result<Vec<Subject>> {
         (Some(_), None) | (None, Some(_)) => {
             bail!("the real-model run needs both ROTOR_MODEL (--model) and ROTOR_WIKITEXT (--text)")
         }
-        (None, None) => eprintln!(
+        (None, None) => harness::say!(
             "  (set ROTOR_MODEL and ROTOR_WIKITEXT to also score the real 2B-4T on WikiText-2)"
         ),
     }
@@ -242,13 +248,29 @@ pub fn unigram_ppl(train: &[u32], targets: &[u32], vocab: usize) -> f64 {
     nll.exp()
 }
 
+/// The experiment-specific flags this binary takes (besides the mode and `--out`).
+pub const USES: &[harness::Flag] = &[harness::Flag::Model, harness::Flag::Text];
+
+/// What `perplexity --help` says.
+pub const ABOUT: &str = "Perplexity of the shipped trained tiny model in every layout × kernel, \
+thread count, verification policy, activation precision and head (and of a real checkpoint with \
+--model/--text or ROTOR_MODEL/ROTOR_WIKITEXT); fails unless every exact configuration gives the \
+same bits. Writes reports/results/perplexity/<machine>.csv.";
+
 pub fn run(args: &[String]) -> Result<()> {
-    let mode = Mode::from_args(args);
-    let root = harness::results_root(args);
+    let a = harness::Args::parse_for("perplexity", ABOUT, USES, args)?;
+    let mode = a.mode();
+    let root = a.results_root();
     let meta = RunMeta::capture("perplexity", mode, 0);
-    let mut csv = Csv::create(&root, &meta, "perplexity")?;
+    let mut csv = Csv::create(&root, &meta)?;
     let mut checks = Checks::default();
-    for subj in subjects(args, mode)? {
+    let subjects = subjects(&a, mode)?;
+    let total: usize = subjects
+        .iter()
+        .map(|s| cases(mode, s.full_grid).len())
+        .sum();
+    let progress = harness::Progress::new("perplexity", total);
+    for subj in subjects {
         let tok = Tokenizer::from_dir(&subj.dir)?
             .with_context(|| format!("{}: no tokenizer.json", subj.dir.display()))?;
         let text = std::fs::read_to_string(&subj.text)
@@ -268,7 +290,7 @@ pub fn run(args: &[String]) -> Result<()> {
         };
         let shape = format!("{}/ctx{}", subj.name, subj.ctx);
         let all = cases(mode, subj.full_grid);
-        eprintln!(
+        harness::say!(
             "perplexity: {} on {} ({} tokens, {} chunks of {}), {} configurations",
             subj.name,
             subj.text.display(),
@@ -280,11 +302,18 @@ pub fn run(args: &[String]) -> Result<()> {
         let mut reference_nll: Option<f64> = None;
         let vocab = tok.vocab_size();
         for (i, c) in all.iter().enumerate() {
+            progress.step(format!(
+                "{} {} {} {}",
+                subj.name,
+                c.variant,
+                c.layout.name(),
+                c.kernel.name()
+            ));
             let s = score(&subj.dir, &tokens, c, &opts).with_context(|| {
                 format!("{} {} {}", c.variant, c.layout.name(), c.kernel.name())
             })?;
             let r = &s.r;
-            eprintln!(
+            harness::say!(
                 "  [{}/{}] {:<14} {:<12} {:<7} t={} head={} acts={:<5} PPL {:.4} ± {:.4} ({:.0} tok/s)",
                 i + 1,
                 all.len(),
@@ -366,7 +395,7 @@ pub fn run(args: &[String]) -> Result<()> {
             let train_tokens = tok.encode(&t, true)?;
             let targets = scored_targets(&tokens, subj.ctx, max_chunks);
             let u = unigram_ppl(&train_tokens, &targets, vocab);
-            eprintln!(
+            harness::say!(
                 "  unigram baseline PPL {u:.2} ({} scored tokens)",
                 targets.len()
             );
@@ -386,7 +415,7 @@ pub fn run(args: &[String]) -> Result<()> {
             }
         }
     }
-    eprintln!("wrote {} rows to {}", csv.rows(), csv.path.display());
+    harness::say!("wrote {} rows to {}", csv.rows(), csv.path.display());
     checks.finish("perplexity")
 }
 

@@ -1,9 +1,11 @@
-//! `perplexity [--quick|--full|--tiny] [--out DIR] [--model DIR] [--text FILE]`: see the library docs.
+//! `perplexity [--tiny|--quick|--full] [--out DIR] [--model DIR --text FILE]`: see the library
+//! docs or `--help`.
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Err(e) = perplexity::run(&args) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    harness::main(
+        "perplexity",
+        perplexity::ABOUT,
+        perplexity::USES,
+        perplexity::run,
+    );
 }

@@ -10,7 +10,7 @@ fn tiny_run_is_identical_across_layouts_and_writes_csv() {
         .map(|s| s.to_string())
         .collect();
     perplexity::run(&args).expect("perplexity experiment (tiny)");
-    let csv = std::fs::read_to_string(dir.join("perplexity/perplexity.csv")).unwrap();
+    let csv = std::fs::read_to_string(harness::result_csv(&dir, "perplexity")).unwrap();
     for v in [
         "reference",
         "layout",

@@ -42,14 +42,23 @@ struct Config {
     head: &'static str,
 }
 
+/// The experiment-specific flags this binary takes (besides the mode and `--out`).
+pub const USES: &[harness::Flag] = &[harness::Flag::Models];
+
+/// What `speed --help` says.
+pub const ABOUT: &str = "End-to-end decode and prefill speed with `rotor bench` (one process per \
+configuration: layouts × threads × head) on synthesized models; tokens/s, stages, roofline \
+fraction, peak RSS. Writes reports/results/speed/<machine>.csv.";
+
 pub fn run(args: &[String]) -> Result<()> {
-    let mode = Mode::from_args(args);
-    let root = harness::results_root(args);
+    let a = harness::Args::parse_for("speed", ABOUT, USES, args)?;
+    let mode = a.mode();
+    let root = a.results_root();
     let meta = RunMeta::capture("speed", mode, 42);
-    let mut csv = Csv::create(&root, &meta, "speed")?;
+    let mut csv = Csv::create(&root, &meta)?;
     let mut checks = Checks::default();
     let bin = rotor_bin()?;
-    let mdir = harness::models_root(args);
+    let mdir = a.models_root();
     let t0 = Instant::now();
     let (models, prompt, gen_tokens, runs): (Vec<Preset>, usize, usize, usize) = match mode {
         Mode::Tiny => (vec![Preset::Tiny], 16, 8, 2),
@@ -67,46 +76,55 @@ pub fn run(args: &[String]) -> Result<()> {
         ],
         Mode::Full => LayoutKind::all(),
     };
-    eprintln!(
+    harness::say!(
         "speed ({} mode): {} via {}",
         mode.name(),
         layouts.len(),
         bin.display()
     );
-    for &preset in &models {
-        let dir = ensure_model(&mdir, preset)?;
-        let mut configs = vec![];
-        for &layout in &layouts {
-            for &threads in &thread_counts(mode) {
-                let kernel = layout.best_kernel();
+    let mut configs = vec![];
+    for &layout in &layouts {
+        for &threads in &thread_counts(mode) {
+            let kernel = layout.best_kernel();
+            configs.push(Config {
+                layout,
+                kernel,
+                threads,
+                head: "bf16",
+            });
+            if mode == Mode::Full && kernel.kind() != rotor::KernelKind::Scalar {
                 configs.push(Config {
                     layout,
-                    kernel,
+                    kernel: Kernel::scalar(),
                     threads,
                     head: "bf16",
                 });
-                if mode == Mode::Full && kernel.kind() != rotor::KernelKind::Scalar {
-                    configs.push(Config {
-                        layout,
-                        kernel: Kernel::scalar(),
-                        threads,
-                        head: "bf16",
-                    });
-                }
             }
         }
-        // The int8 head on the fastest packed layout and the default rotor layout.
-        for layout in [LayoutKind::HfPacked, LayoutKind::ROTOR_DEFAULT] {
-            for &threads in &thread_counts(mode) {
-                configs.push(Config {
-                    layout,
-                    kernel: layout.best_kernel(),
-                    threads,
-                    head: "int8",
-                });
-            }
+    }
+    // The int8 head on the fastest packed layout and the default rotor layout.
+    for layout in [LayoutKind::HfPacked, LayoutKind::ROTOR_DEFAULT] {
+        for &threads in &thread_counts(mode) {
+            configs.push(Config {
+                layout,
+                kernel: layout.best_kernel(),
+                threads,
+                head: "int8",
+            });
         }
+    }
+    let progress = harness::Progress::new("speed", models.len() * configs.len());
+    for &preset in &models {
+        let dir = ensure_model(&mdir, preset)?;
         for c in &configs {
+            progress.step(format!(
+                "{} {} {} {}t head {}",
+                preset.name(),
+                c.layout.name(),
+                c.kernel.name(),
+                c.threads,
+                c.head
+            ));
             let out = Command::new(&bin)
                 .args([
                     "bench",
@@ -204,7 +222,7 @@ pub fn run(args: &[String]) -> Result<()> {
                     .unwrap_or(f64::NAN);
                 csv.write(Row::value(&format!("decode_ms_{stage}"), ms, "ms/token").with(label))?;
             }
-            eprintln!(
+            harness::say!(
                 "  {:<5} {:<13} {:<6} {}t head {:<4}: prefill {:>7.1} tok/s, decode {:>6.2} tok/s ({:.0}% of roofline), peak RSS {:.0} MB",
                 preset.name(),
                 c.layout.name(),
@@ -218,7 +236,7 @@ pub fn run(args: &[String]) -> Result<()> {
             );
         }
     }
-    eprintln!(
+    harness::say!(
         "speed: {} rows in {} ({:.0} s)",
         csv.rows(),
         csv.path.display(),

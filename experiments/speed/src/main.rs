@@ -1,9 +1,5 @@
-//! `speed [--quick|--full|--tiny] [--out DIR] [--models DIR]`: see the library docs.
+//! `speed [--tiny|--quick|--full] [--out DIR] [--models DIR]`: see the library docs or `--help`.
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Err(e) = speed::run(&args) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    harness::main("speed", speed::ABOUT, speed::USES, speed::run);
 }

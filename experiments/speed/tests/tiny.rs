@@ -29,7 +29,7 @@ fn tiny_run_writes_csv() {
     .map(|s| s.to_string())
     .collect();
     speed::run(&args).expect("speed experiment (tiny)");
-    let csv = std::fs::read_to_string(dir.join("results/speed/speed.csv")).unwrap();
+    let csv = std::fs::read_to_string(harness::result_csv(&dir.join("results"), "speed")).unwrap();
     for m in [
         "prefill_tok_s",
         "decode_tok_s",

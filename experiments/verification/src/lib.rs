@@ -67,21 +67,32 @@ fn decode_time(m: &Model, steps: usize, policy: Policy) -> Result<f64> {
     Ok(dt)
 }
 
+/// The experiment-specific flags this binary takes (besides the mode and `--out`).
+pub const USES: &[harness::Flag] = &[harness::Flag::Models];
+
+/// What `verification --help` says.
+pub const ABOUT: &str = "Exact checksum verification: decode overhead (off/detect/correct), \
+fault detection and correction by site, false positives against the float ratio check. Writes \
+reports/results/verification/<machine>.csv; models are synthesized into --models when absent.";
+
 pub fn run(args: &[String]) -> Result<()> {
-    let mode = Mode::from_args(args);
-    let root = harness::results_root(args);
+    let a = harness::Args::parse_for("verification", ABOUT, USES, args)?;
+    let mode = a.mode();
+    let root = a.results_root();
     let meta = RunMeta::capture("verification", mode, 11);
-    let mut csv = Csv::create(&root, &meta, "verification")?;
+    let mut csv = Csv::create(&root, &meta)?;
     let mut checks = Checks::default();
-    let mdir = harness::models_root(args);
+    let mdir = a.models_root();
     let t0 = Instant::now();
     let presets: Vec<Preset> = match mode {
         Mode::Tiny => vec![Preset::Tiny],
         Mode::Quick => vec![Preset::Small, Preset::B2b4t],
         Mode::Full => vec![Preset::Small, Preset::B2b4t],
     };
-    eprintln!("verification ({} mode)", mode.name());
+    harness::say!("verification ({} mode)", mode.name());
 
+    let nt = thread_counts(mode).len();
+    let progress = harness::Progress::new("verification", presets.len() * nt + 3 + 1);
     // (a) overhead
     for &preset in &presets {
         let dir = ensure_model(&mdir, preset)?;
@@ -102,6 +113,10 @@ pub fn run(args: &[String]) -> Result<()> {
             Mode::Full => 9,
         };
         for &th in &thread_counts(mode) {
+            progress.step(format!(
+                "decode overhead, {}, {th} thread(s)",
+                preset.name()
+            ));
             let m = load(&dir, th, true)?;
             let policies = [Policy::Off, Policy::Detect, Policy::Correct];
             let mut times: Vec<Vec<f64>> = vec![vec![]; 3];
@@ -144,7 +159,7 @@ pub fn run(args: &[String]) -> Result<()> {
                         r.batch = 1;
                     }),
                 )?;
-                eprintln!(
+                harness::say!(
                     "  {} {th}t {:<7} {:>8.2} tok/s ({:+.2}%)",
                     preset.name(),
                     p.name(),
@@ -175,6 +190,7 @@ pub fn run(args: &[String]) -> Result<()> {
         LayoutKind::I2,
     ];
     for layout in layouts {
+        progress.step(format!("fault injection, {}", layout.name()));
         let m = Model::load(
             &small,
             &LoadOptions {
@@ -235,7 +251,7 @@ pub fn run(args: &[String]) -> Result<()> {
             ] {
                 csv.write(Row::value(metric, v, unit).with(label))?;
             }
-            eprintln!(
+            harness::say!(
                 "  {:<10} {:<12} injected {} changed {} detected {} corrected {} missed {} fp {}; logits moved {} unrepaired / {} repaired",
                 r.layout,
                 site.name(),
@@ -260,9 +276,11 @@ pub fn run(args: &[String]) -> Result<()> {
     }
 
     // (c) false positives: integer check vs float ratio check.
+    progress.step("false positives, integer vs float ratio check");
     false_positives(&mut csv, &mut checks, &small, mode)?;
+    drop(progress);
 
-    eprintln!(
+    harness::say!(
         "verification: {} rows in {} ({:.0} s)",
         csv.rows(),
         csv.path.display(),
@@ -378,7 +396,7 @@ fn false_positives(csv: &mut Csv, checks: &mut Checks, dir: &Path, mode: Mode) -
     checks.check(checked >= target, || {
         format!("only {checked} products checked")
     });
-    eprintln!(
+    harness::say!(
         "  integer check: {checked} products, {} false positives ({products} activation rows, {:.0} s)",
         stats.snapshot()[1],
         t.elapsed().as_secs_f64()
@@ -396,7 +414,7 @@ fn false_positives(csv: &mut Csv, checks: &mut Checks, dir: &Path, mode: Mode) -
         csv.write(Row::value("float_miss_rate", miss, "fraction").with(label))?;
         csv.write(Row::value("float_tolerance", tol, "relative").with(label))?;
     }
-    eprintln!(
+    harness::say!(
         "  float ratio check: {} clean and {} faulty products scored across {} tolerances",
         clean_dev.len(),
         fault_dev.len(),

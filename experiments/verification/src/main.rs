@@ -1,9 +1,11 @@
-//! `verification [--quick|--full|--tiny] [--out DIR] [--models DIR]`: see the library docs.
+//! `verification [--tiny|--quick|--full] [--out DIR] [--models DIR]`: see the library docs or
+//! `--help`.
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Err(e) = verification::run(&args) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    harness::main(
+        "verification",
+        verification::ABOUT,
+        verification::USES,
+        verification::run,
+    );
 }

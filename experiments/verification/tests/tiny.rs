@@ -16,7 +16,8 @@ fn tiny_run_writes_csv() {
     .map(|s| s.to_string())
     .collect();
     verification::run(&args).expect("verification experiment (tiny)");
-    let csv = std::fs::read_to_string(dir.join("results/verification/verification.csv")).unwrap();
+    let csv =
+        std::fs::read_to_string(harness::result_csv(&dir.join("results"), "verification")).unwrap();
     for metric in [
         "decode_tok_s",
         "overhead_pct",

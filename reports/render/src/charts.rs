@@ -56,8 +56,18 @@ pub trait Draw {
         DB::ErrorType: 'static;
 }
 
+thread_local! {
+    static SAVED: std::cell::RefCell<Vec<std::path::PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The stems written by [`save_svg_png`] on this thread since the last call, in order.
+pub fn take_saved() -> Vec<std::path::PathBuf> {
+    SAVED.with(|s| std::mem::take(&mut *s.borrow_mut()))
+}
+
 /// Write `<stem>.svg` and `<stem>.png` of `chart` at `size` pixels.
 pub fn save_svg_png(chart: &impl Draw, stem: &Path, size: (u32, u32)) -> Result<()> {
+    SAVED.with(|s| s.borrow_mut().push(stem.to_path_buf()));
     let svg = stem.with_extension("svg");
     let png = stem.with_extension("png");
     {
@@ -243,7 +253,7 @@ impl Draw for Grouped {
                 .margin(16)
                 .x_label_area_size(70)
                 .y_label_area_size(80)
-                .build_cartesian_2d(x_range, 0f64..ymax * 1.15)
+                .build_cartesian_2d(x_range, (ymin.min(0.0) * 1.15)..ymax * 1.15)
                 .map_err(|e| anyhow!("{e:?}"))?;
             self.mesh_and_bars(&mut chart, 0.0, ng, ns, &label_font)?;
         }

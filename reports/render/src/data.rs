@@ -2,7 +2,6 @@
 //! polars DataFrame, and small typed accessors for the charts.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use polars::prelude::*;
@@ -54,50 +53,136 @@ fn csv_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Every `*.csv` under `dir` (recursively), concatenated. Files whose header is not the tidy
-/// schema (e.g. a training loss curve) are skipped.
+/// Every `*.csv` under `dir` (recursively), concatenated into one polars DataFrame, plus a
+/// `machine` column ([`machine_name`] of `cpu` and `simd`). Files whose header is not the tidy
+/// schema (e.g. a training loss curve) are skipped. The files are parsed with the `csv` crate
+/// (polars' own CSV reader pulls in its streaming engine, minutes of build for a few hundred kB).
 pub fn load(dir: &Path) -> Result<DataFrame> {
     let mut files = vec![];
     csv_files(dir, &mut files)?;
     let want = schema();
     let header: Vec<String> = want.iter_names().map(|n| n.to_string()).collect();
-    let mut frames = vec![];
+    let kinds: Vec<DataType> = want.iter_fields().map(|f| f.dtype().clone()).collect();
+    let n = header.len();
+    let mut text: Vec<Vec<String>> = vec![vec![]; n];
+    let mut int: Vec<Vec<Option<i64>>> = vec![vec![]; n];
+    let mut float: Vec<Vec<Option<f64>>> = vec![vec![]; n];
     for f in files {
-        let first = std::fs::read_to_string(&f)
-            .with_context(|| format!("reading {}", f.display()))?
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string();
-        if first.split(',').map(str::to_string).collect::<Vec<_>>() != header {
+        let mut r =
+            csv::Reader::from_path(&f).with_context(|| format!("reading {}", f.display()))?;
+        let h: Vec<String> = r.headers()?.iter().map(str::to_string).collect();
+        if h != header {
             continue;
         }
-        let path = PlRefPath::try_from_path(&f)?;
-        let lf = LazyCsvReader::new(path)
-            .with_has_header(true)
-            .with_schema(Some(Arc::new(want.clone())))
-            .finish()
-            .map_err(|e| anyhow::anyhow!("parsing {}: {e}", f.display()))?;
-        frames.push(lf);
+        for (line, rec) in r.records().enumerate() {
+            let rec = rec.with_context(|| format!("{}: record {}", f.display(), line + 1))?;
+            if rec.len() != n {
+                anyhow::bail!(
+                    "{}: record {} has {} fields",
+                    f.display(),
+                    line + 1,
+                    rec.len()
+                );
+            }
+            for (c, v) in rec.iter().enumerate() {
+                let bad = || {
+                    format!(
+                        "{}: record {}, {} = {v:?}",
+                        f.display(),
+                        line + 1,
+                        header[c]
+                    )
+                };
+                match kinds[c] {
+                    DataType::Int64 => int[c].push(if v.is_empty() {
+                        None
+                    } else {
+                        Some(anyhow::Context::with_context(v.parse(), bad)?)
+                    }),
+                    DataType::Float64 => float[c].push(if v.is_empty() {
+                        None
+                    } else {
+                        Some(anyhow::Context::with_context(v.parse(), bad)?)
+                    }),
+                    _ => text[c].push(v.to_string()),
+                }
+            }
+        }
     }
-    if frames.is_empty() {
-        return Ok(DataFrame::empty_with_schema(&want));
+    let mut cols: Vec<Column> = (0..n)
+        .map(|c| {
+            let name = header[c].as_str().into();
+            match kinds[c] {
+                DataType::Int64 => Column::new(name, std::mem::take(&mut int[c])),
+                DataType::Float64 => Column::new(name, std::mem::take(&mut float[c])),
+                _ => Column::new(name, std::mem::take(&mut text[c])),
+            }
+        })
+        .collect();
+    let ci = header.iter().position(|h| h == "cpu").expect("cpu column");
+    let si = header
+        .iter()
+        .position(|h| h == "simd")
+        .expect("simd column");
+    let machine: Vec<String> = {
+        let (c, s) = (cols[ci].str()?, cols[si].str()?);
+        c.iter()
+            .zip(s.iter())
+            .map(|(c, s)| machine_name(c.unwrap_or(""), s.unwrap_or("")))
+            .collect()
+    };
+    cols.push(Column::new("machine".into(), machine));
+    Ok(DataFrame::new_infer_height(cols)?)
+}
+
+/// A machine's name from its CPU model and SIMD level: the same rule as the harness's
+/// `machine_name`, which names the result files (`amd-epyc-avx2`, `intel-xeon-avx512`).
+pub fn machine_name(cpu: &str, simd: &str) -> String {
+    let cpu = cpu.split('@').next().unwrap_or("").to_lowercase();
+    let cpu = cpu.replace("(r)", " ").replace("(tm)", " ");
+    let mut words: Vec<String> = cpu
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty() && !["processor", "cpu", "core"].contains(w))
+        .map(str::to_string)
+        .collect();
+    if words.is_empty() {
+        words.push("unknown".into());
     }
-    Ok(concat(frames, UnionArgs::default())?.collect()?)
+    let simd: String = simd
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    if !simd.is_empty() {
+        words.push(simd);
+    }
+    words.join("-")
+}
+
+/// The machines in `df` (sorted by name) with a label for headings: `(name, "CPU · SIMD")`.
+pub fn machines(df: &DataFrame) -> Result<Vec<(String, String)>> {
+    let (m, c, s) = (
+        strings(df, "machine")?,
+        strings(df, "cpu")?,
+        strings(df, "simd")?,
+    );
+    let mut v: Vec<(String, String)> = vec![];
+    for i in 0..m.len() {
+        if !v.iter().any(|(n, _)| *n == m[i]) {
+            v.push((m[i].clone(), format!("{} · {}", c[i], s[i])));
+        }
+    }
+    v.sort();
+    Ok(v)
 }
 
 /// Rows where every `(column, value)` string equality holds.
 pub fn select(df: &DataFrame, eq: &[(&str, &str)]) -> Result<DataFrame> {
-    let mut e = lit(true);
+    let mut mask = BooleanChunked::full("mask".into(), true, df.height());
     for (c, v) in eq {
-        e = e.and(col(*c).eq(lit(*v)));
+        mask = &mask & &df.column(c)?.str()?.equal(*v);
     }
-    Ok(df.clone().lazy().filter(e).collect()?)
-}
-
-/// Rows where integer column `c` equals `v`.
-pub fn select_int(df: &DataFrame, c: &str, v: i64) -> Result<DataFrame> {
-    Ok(df.clone().lazy().filter(col(c).eq(lit(v))).collect()?)
+    Ok(df.filter(&mask)?)
 }
 
 pub fn strings(df: &DataFrame, c: &str) -> Result<Vec<String>> {
@@ -195,19 +280,4 @@ pub fn machine_line(df: &DataFrame) -> Result<String> {
         g("git_rev")?,
         g("mode")?
     ))
-}
-
-/// Mean of a group-by over `keys` of column `value` (a polars aggregation, for tables).
-pub fn mean_by(df: &DataFrame, keys: &[&str]) -> Result<DataFrame> {
-    let k: Vec<Expr> = keys.iter().map(|c| col(*c)).collect();
-    Ok(df
-        .clone()
-        .lazy()
-        .group_by_stable(k)
-        .agg([
-            col("value").mean().alias("value"),
-            col("min").min().alias("min"),
-            col("max").max().alias("max"),
-        ])
-        .collect()?)
 }

@@ -43,7 +43,9 @@ fn tiny_magnitude_run_renders_figures_and_tables() {
         "gemv",
     ] {
         for ext in ["svg", "png"] {
-            let p = figures.join(format!("magnitude-{stem}.{ext}"));
+            let p = figures
+                .join(harness::this_machine())
+                .join(format!("magnitude-{stem}.{ext}"));
             let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
             assert!(
                 len > 5_000,
