@@ -37,7 +37,8 @@ use anyhow::Result;
 use harness::{Checks, Csv, Mode, Row, RunMeta, pool, probe, thread_counts};
 use layouts::{random_acts, random_ternary, tiled_packed};
 use rayon::prelude::*;
-use rotor::kernels::{Kernel, float, parallel};
+use rotor::kernels::{Kernel, float};
+use rotor::ternary::parallel;
 use rotor::ternary::{ActBuf, LayoutKind, Ternary, TernaryLayout};
 
 /// The experiment-specific flags this binary takes (besides the mode and `--out`).
