@@ -63,6 +63,13 @@ pub struct BenchReport {
     pub prefill_ms_by_stage: StageMs,
     /// The kernel of batched products (prefill); `kernel` is the single-token one.
     pub gemm_kernel: String,
+    /// Ternary multiply-adds per token (2.08 G for 2B-4T).
+    pub ternary_macs_per_token: usize,
+    /// Ternary multiply-adds per second during prefill (prompt × MACs per token / the
+    /// prefill's ternary time).
+    pub prefill_ternary_gmacs: f64,
+    /// The core clock this process saw (`sys::core_clock_hz`), for cycles per weight.
+    pub core_clock_hz: f64,
     pub kv_cache_bytes: usize,
     pub model_weight_bytes: usize,
 }
@@ -94,7 +101,7 @@ pub fn run(model: &Model, o: &BenchOptions, stats: &VerifyStats) -> Result<Bench
         .map(|_| (rng.next_u64() % c.vocab_size as u64) as u32)
         .collect();
     let mut cache = KvCache::new(model, cap);
-    let mut st = State::new(model, 64, cap);
+    let mut st = State::new(model, crate::model::PREFILL_BATCH.min(n_prompt), cap);
     model.forward(&prompt, &mut cache, &mut st, Logits::Last, verify)?;
     let mut prefill = vec![];
     st.timings = Default::default();
@@ -125,7 +132,7 @@ pub fn run(model: &Model, o: &BenchOptions, stats: &VerifyStats) -> Result<Bench
     let bw = if o.measure_bandwidth {
         model
             .pool
-            .install(|| crate::sys::read_bandwidth(1 << 30, 3))
+            .install(|| crate::sys::read_bandwidth(crate::sys::PROBE_BYTES, 3))
     } else {
         f64::NAN
     };
@@ -166,6 +173,11 @@ pub fn run(model: &Model, o: &BenchOptions, stats: &VerifyStats) -> Result<Bench
             head: pt.head.as_secs_f64() * 1e3 / runs as f64,
         },
         gemm_kernel: model.gemm_kernel.name().into(),
+        ternary_macs_per_token: model.ternary_macs_per_token(),
+        prefill_ternary_gmacs: (n_prompt * model.ternary_macs_per_token()) as f64
+            / (pt.ternary.as_secs_f64() / runs as f64)
+            / 1e9,
+        core_clock_hz: crate::sys::core_clock_hz(),
         decode_ms_per_token_by_stage: StageMs {
             ternary: ms(tm.ternary),
             attention: ms(tm.attention),

@@ -64,7 +64,7 @@ pub fn campaign(
     let n_lin = model.layers.len() * 7;
     let cap = tokens.len();
     let mut cache = KvCache::new(model, cap);
-    let mut st = State::new(model, 64, cap);
+    let mut st = State::new(model, crate::model::PREFILL_BATCH, cap);
     let stats = VerifyStats::default();
     let clean = model
         .forward(

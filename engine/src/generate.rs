@@ -28,7 +28,7 @@ impl Default for GenerateOptions {
             sampler: SamplerConfig::default(),
             stop_ids: vec![],
             ctx: None,
-            prefill_batch: 64,
+            prefill_batch: crate::model::PREFILL_BATCH,
         }
     }
 }

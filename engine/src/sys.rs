@@ -20,6 +20,10 @@ pub fn rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// The buffer the read-bandwidth probe streams by default: 1 GiB, beyond any last-level cache
+/// we run on (300 MB of L3 on the Xeon).
+pub const PROBE_BYTES: usize = 1 << 30;
+
 /// Read bandwidth in bytes/s: the best read this machine gives, and the one figure every
 /// roofline in the project divides by (`rotor bench`, every experiment).
 ///

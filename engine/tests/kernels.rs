@@ -333,7 +333,7 @@ proptest! {
     /// The float kernels (head, attention) are bit-identical across kernel families: same
     /// operations in the same order, so logits do not depend on the kernel.
     #[test]
-    fn float_dots_are_bit_identical_across_kernels(n in 0usize..200, seed in any::<u64>()) {
+    fn float_dots_are_bit_identical_across_kernels(n in prop_oneof![0usize..200, (1usize..20).prop_map(|m| 16 * m)], seed in any::<u64>()) {
         use rotor::kernels::float;
         let mut r = rotor::sample::Rng::new(seed);
         let x: Vec<f32> = (0..n).map(|_| r.next_normalish() * 10f32.powi((r.next_u64() % 7) as i32 - 3)).collect();
@@ -344,6 +344,13 @@ proptest! {
         for k in Kernel::available() {
             prop_assert_eq!(float::dot_bf16(k, &x, &w).to_bits(), want_b.to_bits(), "bf16 {}", k);
             prop_assert_eq!(float::dot_f32(k, &x, &y).to_bits(), want_f.to_bits(), "f32 {}", k);
+            // The four-at-once versions (head rows, attention keys): each the same bits.
+            let w4 = float::dot_bf16_x4(k, &x, [&w, &w, &w, &w]);
+            let f4 = float::dot_f32_x4(k, &x, [&y, &y, &y, &y]);
+            for j in 0..4 {
+                prop_assert_eq!(w4[j].to_bits(), want_b.to_bits(), "bf16 x4 {}", k);
+                prop_assert_eq!(f4[j].to_bits(), want_f.to_bits(), "f32 x4 {}", k);
+            }
         }
     }
 }

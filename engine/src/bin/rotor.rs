@@ -284,8 +284,8 @@ struct PplArgs {
     /// Only the first N chunks.
     #[arg(long)]
     chunks: Option<usize>,
-    /// Tokens per prefill batch.
-    #[arg(long, default_value_t = 64)]
+    /// Tokens per prefill batch (the batched kernels' batch).
+    #[arg(long, default_value_t = rotor::model::PREFILL_BATCH)]
     batch: usize,
     #[arg(long)]
     json: bool,
@@ -506,7 +506,7 @@ fn cmd_logits(a: LogitsArgs) -> Result<()> {
     };
     let cap = tokens.len();
     let mut cache = KvCache::new(&model, cap);
-    let mut st = State::new(&model, 64, cap);
+    let mut st = State::new(&model, rotor::model::PREFILL_BATCH, cap);
     let logits = model.forward(&tokens, &mut cache, &mut st, Logits::All, verify)?;
     let v = model.config.vocab_size;
     let rows: Vec<&[f32]> = logits.chunks_exact(v).collect();
@@ -588,7 +588,7 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
         },
         stop_ids: stop_ids(&a.m.model, &model, tok.as_ref()),
         ctx: a.ctx,
-        prefill_batch: 64,
+        prefill_batch: rotor::model::PREFILL_BATCH,
     };
     let stdout = std::io::stdout();
     let mut stream = tok.as_ref().map(|t| t.stream());

@@ -114,6 +114,20 @@ pub fn dot_f32_x4(k: Kernel, a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
     }
 }
 
+/// Four bf16 rows against one vector, each exactly [`dot_bf16`] (same canonical order, bit for
+/// bit): the SIMD version loads `x` once for the four rows and runs four independent
+/// accumulator chains, so the add latency no longer bounds the head's single-token GEMV.
+#[inline]
+pub fn dot_bf16_x4(k: Kernel, x: &[f32], w: [&[u16]; 4]) -> [f32; 4] {
+    assert!(w.iter().all(|v| v.len() == x.len()));
+    match k.float_kind() {
+        // SAFETY: `k` proves the CPU has AVX-512F (and AVX2).
+        #[cfg(target_arch = "x86_64")]
+        KernelKind::Avx512 if x.len() % 16 == 0 => unsafe { simd::dot_bf16_x4_avx512(x, w) },
+        _ => w.map(|v| dot_bf16(k, x, v)),
+    }
+}
+
 /// Serial block of the head: out `[row][batch]` for rows `rows`.
 pub fn head_block(
     k: Kernel,
@@ -124,6 +138,20 @@ pub fn head_block(
     batch: usize,
     out: &mut [f32],
 ) {
+    if batch == 1 {
+        let mut i = 0;
+        let rs: Vec<usize> = rows.collect();
+        while i + 4 <= rs.len() {
+            let wr: [&[u16]; 4] =
+                std::array::from_fn(|j| &w[rs[i + j] * cols..(rs[i + j] + 1) * cols]);
+            out[i..i + 4].copy_from_slice(&dot_bf16_x4(k, x, wr));
+            i += 4;
+        }
+        for (o, &r) in out[i..].iter_mut().zip(&rs[i..]) {
+            *o = dot_bf16(k, x, &w[r * cols..(r + 1) * cols]);
+        }
+        return;
+    }
     for (i, r) in rows.enumerate() {
         let wr = &w[r * cols..(r + 1) * cols];
         for b in 0..batch {
@@ -297,6 +325,33 @@ mod simd {
             return reduce16_tail(lo, hi, &tx, &tw);
         }
         reduce16(lo, hi)
+    }
+
+    /// Four rows of [`dot_bf16_avx512`] sharing the loads of `x` (`x.len()` a multiple of 16).
+    #[target_feature(enable = "avx512f,avx2")]
+    pub fn dot_bf16_x4_avx512(x: &[f32], w: [&[u16]; 4]) -> [f32; 4] {
+        let n = x.len();
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let xp = x.as_ptr();
+        let wp = w.map(|v| v.as_ptr());
+        let mut c = 0;
+        while c < n {
+            // SAFETY: c + 16 ≤ n elements of `x` and of every row (asserted by the caller).
+            unsafe {
+                let xv = _mm512_loadu_ps(xp.add(c));
+                for j in 0..4 {
+                    let wv = _mm256_loadu_si256(wp[j].add(c) as *const __m256i);
+                    let wf = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(wv), 16));
+                    acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(xv, wf));
+                }
+            }
+            c += 16;
+        }
+        std::array::from_fn(|j| {
+            let lo = _mm512_castps512_ps256(acc[j]);
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j]), 1));
+            reduce16(lo, hi)
+        })
     }
 
     #[target_feature(enable = "avx2")]

@@ -26,6 +26,11 @@ use crate::kernels::float;
 use crate::quant;
 use crate::ternary::ActBuf;
 
+/// Tokens per prefill chunk by default: large enough that the batched kernels decode each
+/// weight block once for many tokens (AMX/VNNI panels of 16), small enough that the chunk's
+/// activations stay a few tens of MB at the model's widths.
+pub const PREFILL_BATCH: usize = 256;
+
 /// Queries per block of the prompt's attention (rows of the score matrix computed together).
 const QB: usize = 4;
 

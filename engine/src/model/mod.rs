@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use safetensors::Dtype;
 
 pub use config::{Config, QuantMode};
-pub use forward::{KvCache, Logits, Stage, State, Timings};
+pub use forward::{KvCache, Logits, PREFILL_BATCH, Stage, State, Timings};
 pub use load::{Bf16Matrix, Checkpoint};
 
 use crate::error::{Error, Result};
@@ -578,6 +578,15 @@ impl Model {
             .iter()
             .flat_map(|l| l.linears())
             .map(|p| p.weight.storage_bytes())
+            .sum()
+    }
+
+    /// Ternary multiply-adds per token (Σ rows × cols over every projection).
+    pub fn ternary_macs_per_token(&self) -> usize {
+        self.layers
+            .iter()
+            .flat_map(|l| l.linears())
+            .map(|p| p.weight.rows() * p.weight.cols())
             .sum()
     }
 

@@ -637,9 +637,11 @@ pub fn time_interleaved(
 
 /// Machine probes, run inside the rayon pool whose thread count they should use.
 pub mod probe {
-    /// Read bandwidth (bytes/s) over a buffer far beyond the last-level cache.
+    /// Read bandwidth (bytes/s): the engine's probe (`rotor::sys::read_bandwidth`, the same
+    /// code and buffer size as `rotor bench`), over at least [`rotor::sys::PROBE_BYTES`] so
+    /// that no last-level cache holds it (the Xeon here has 300 MB of L3).
     pub fn read_bandwidth(bytes: usize) -> f64 {
-        rotor::sys::read_bandwidth(bytes, 5)
+        rotor::sys::read_bandwidth(bytes.max(rotor::sys::PROBE_BYTES), 5)
     }
     /// `memcpy` bandwidth (bytes copied per second).
     pub fn copy_bandwidth(bytes: usize) -> f64 {

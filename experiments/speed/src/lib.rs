@@ -37,9 +37,30 @@ fn rotor_bin() -> Result<PathBuf> {
 
 struct Config {
     layout: LayoutKind,
-    kernel: Kernel,
+    /// `None`: `--kernel auto` (the engine's measured choice: the fastest single-token kernel
+    /// and the widest batched family); the rows name the kernels it chose.
+    kernel: Option<Kernel>,
     threads: usize,
     head: &'static str,
+    /// Prompt tokens of the prefill.
+    prompt: usize,
+    /// Decode measured too (only at the default prompt length).
+    decode: bool,
+}
+
+/// Multiply-adds per cycle per core of a batched kernel family, by design: AMX `tdpbusd` is
+/// 16·16·64 = 16 384 multiply-adds every 16 cycles; `vpdpbusd` zmm is 64 per instruction at
+/// two per cycle (measured 0.5 cycles each with enough accumulators on the Xeon);
+/// `vpmaddubsw` + `vpmaddwd` + `vpaddd` is 64 per three instructions on zmm (32 on ymm) at two
+/// per cycle; scalar one per cycle.
+fn peak_macs_per_cycle(kernel: &str) -> f64 {
+    match kernel {
+        "amx" => 1024.0,
+        "avx512vnni" => 128.0,
+        "avx512" => 128.0 / 3.0,
+        "avx2" => 32.0 * 2.0 / 3.0,
+        _ => 1.0,
+    }
 }
 
 /// The experiment-specific flags this binary takes (besides the mode and `--out`).
@@ -65,19 +86,29 @@ pub fn run(args: &[String]) -> Result<()> {
         Mode::Quick => (vec![Preset::Small, Preset::B2b4t], 128, 16, 3),
         Mode::Full => (vec![Preset::Small, Preset::B2b4t], 128, 64, 5),
     };
+    // `rotor` is whatever the engine measures fastest on this CPU; the named rotor variants
+    // and the packed layouts beside it.
     let layouts: Vec<LayoutKind> = match mode {
-        Mode::Tiny => vec![LayoutKind::ROTOR_DEFAULT, LayoutKind::HfPacked],
+        Mode::Tiny => vec![LayoutKind::rotor(), LayoutKind::HfPacked],
         Mode::Quick => vec![
+            LayoutKind::rotor(),
             LayoutKind::ROTOR_DEFAULT,
-            LayoutKind::parse("rotor-pn-row")?,
+            LayoutKind::RotorTl,
             LayoutKind::HfPacked,
             LayoutKind::I2,
             LayoutKind::Tq1,
         ],
         Mode::Full => LayoutKind::all(),
     };
+    let mut layouts_dedup: Vec<LayoutKind> = vec![];
+    for l in layouts {
+        if !layouts_dedup.contains(&l) {
+            layouts_dedup.push(l);
+        }
+    }
+    let layouts = layouts_dedup;
     harness::say!(
-        "speed ({} mode): {} via {}",
+        "speed ({} mode): {} layouts via {}",
         mode.name(),
         layouts.len(),
         bin.display()
@@ -85,31 +116,54 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut configs = vec![];
     for &layout in &layouts {
         for &threads in &thread_counts(mode) {
-            let kernel = layout.best_kernel();
             configs.push(Config {
                 layout,
-                kernel,
+                kernel: None,
                 threads,
                 head: "bf16",
+                prompt,
+                decode: true,
             });
-            if mode == Mode::Full && kernel.kind() != rotor::KernelKind::Scalar {
+            if mode == Mode::Full {
                 configs.push(Config {
                     layout,
-                    kernel: Kernel::scalar(),
+                    kernel: Some(Kernel::scalar()),
                     threads,
                     head: "bf16",
+                    prompt,
+                    decode: true,
                 });
             }
         }
     }
-    // The int8 head on the fastest packed layout and the default rotor layout.
-    for layout in [LayoutKind::HfPacked, LayoutKind::ROTOR_DEFAULT] {
+    // The int8 head on the rotor layout and the fastest packed layout.
+    for layout in [LayoutKind::rotor(), LayoutKind::HfPacked] {
         for &threads in &thread_counts(mode) {
             configs.push(Config {
                 layout,
-                kernel: layout.best_kernel(),
+                kernel: None,
                 threads,
                 head: "int8",
+                prompt,
+                decode: true,
+            });
+        }
+    }
+    // Prefill at other prompt lengths (all threads): the batched kernels' GMAC/s.
+    let max_threads = *thread_counts(mode).iter().max().unwrap_or(&1);
+    let sweep: &[usize] = match mode {
+        Mode::Tiny => &[4],
+        _ => &[32, 512],
+    };
+    for &p in sweep {
+        for layout in [LayoutKind::rotor(), LayoutKind::HfPacked] {
+            configs.push(Config {
+                layout,
+                kernel: None,
+                threads: max_threads,
+                head: "bf16",
+                prompt: p,
+                decode: false,
             });
         }
     }
@@ -117,13 +171,15 @@ pub fn run(args: &[String]) -> Result<()> {
     for &preset in &models {
         let dir = ensure_model(&mdir, preset)?;
         for c in &configs {
+            let kname = c.kernel.map_or("auto", |k| k.name());
             progress.step(format!(
-                "{} {} {} {}t head {}",
+                "{} {} {} {}t head {} prompt {}",
                 preset.name(),
                 c.layout.name(),
-                c.kernel.name(),
+                kname,
                 c.threads,
-                c.head
+                c.head,
+                c.prompt
             ));
             let out = Command::new(&bin)
                 .args([
@@ -133,15 +189,15 @@ pub fn run(args: &[String]) -> Result<()> {
                     "--layout",
                     c.layout.name(),
                     "--kernel",
-                    c.kernel.name(),
+                    kname,
                     "--threads",
                     &c.threads.to_string(),
                     "--head",
                     c.head,
                     "--prompt-tokens",
-                    &prompt.to_string(),
+                    &c.prompt.to_string(),
                     "--gen-tokens",
-                    &gen_tokens.to_string(),
+                    &(if c.decode { gen_tokens } else { 1 }).to_string(),
                     "--runs",
                     &runs.to_string(),
                     "--json",
@@ -153,7 +209,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 format!(
                     "rotor bench {} {} {}t failed: {}",
                     c.layout,
-                    c.kernel,
+                    kname,
                     c.threads,
                     String::from_utf8_lossy(&out.stderr)
                 )
@@ -163,12 +219,21 @@ pub fn run(args: &[String]) -> Result<()> {
             }
             let v: Value = serde_json::from_slice(&out.stdout).context("bench JSON")?;
             let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+            // The kernels the engine ran (auto: its measured choice).
+            let kernel = v["kernel"].as_str().unwrap_or("?").to_string();
+            let gemm_kernel = v["gemm_kernel"].as_str().unwrap_or("?").to_string();
+            let layout = v["layout"].as_str().unwrap_or("?").to_string();
             let label = |r: &mut Row| {
                 r.variant = c.head.into();
-                r.layout = c.layout.name().into();
-                r.kernel = c.kernel.name().into();
+                r.layout = layout.clone();
+                r.kernel = kernel.clone();
                 r.shape = preset.name().into();
                 r.threads = c.threads;
+            };
+            let glabel = |r: &mut Row| {
+                label(r);
+                r.kernel = gemm_kernel.clone();
+                r.batch = c.prompt;
             };
             let timed = |metric: &str, med: f64, lo: f64, hi: f64| Row {
                 metric: metric.into(),
@@ -187,11 +252,35 @@ pub fn run(args: &[String]) -> Result<()> {
                     f("prefill_tok_s_min"),
                     f("prefill_tok_s_max"),
                 )
-                .with(|r| {
-                    label(r);
-                    r.batch = prompt;
-                }),
+                .with(glabel),
             )?;
+            // Ternary GMAC/s of the prefill against the batched family's peak at the clock
+            // this process measured (peak_macs_per_cycle × clock × threads).
+            let gmacs = f("prefill_ternary_gmacs");
+            let peak =
+                peak_macs_per_cycle(&gemm_kernel) * f("core_clock_hz") * c.threads as f64 / 1e9;
+            csv.write(Row::value("prefill_ternary_gmacs", gmacs, "GMAC/s").with(glabel))?;
+            csv.write(Row::value("prefill_peak_gmacs", peak, "GMAC/s").with(glabel))?;
+            csv.write(Row::value("prefill_peak_fraction", gmacs / peak, "fraction").with(glabel))?;
+            for stage in ["ternary", "attention", "norms_quant", "head"] {
+                let ms = v["prefill_ms_by_stage"][stage].as_f64().unwrap_or(f64::NAN);
+                csv.write(Row::value(&format!("prefill_ms_{stage}"), ms, "ms").with(glabel))?;
+            }
+            if !c.decode {
+                harness::say!(
+                    "  {:<5} {:<13} {:<10} {}t prompt {:>4}: prefill {:>7.1} tok/s, ternary {:.0} GMAC/s ({:.0}% of {:.0})",
+                    preset.name(),
+                    layout,
+                    gemm_kernel,
+                    c.threads,
+                    c.prompt,
+                    f("prefill_tok_s"),
+                    gmacs,
+                    100.0 * gmacs / peak,
+                    peak
+                );
+                continue;
+            }
             csv.write(
                 timed(
                     "decode_tok_s",
@@ -213,6 +302,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 ("kv_cache", "MB", f("kv_cache_bytes") / 1e6),
                 ("load_s", "s", f("load_s")),
                 ("convert_s", "s", f("convert_s")),
+                ("core_clock", "GHz", f("core_clock_hz") / 1e9),
             ] {
                 csv.write(Row::value(m, val, unit).with(label))?;
             }
@@ -223,10 +313,10 @@ pub fn run(args: &[String]) -> Result<()> {
                 csv.write(Row::value(&format!("decode_ms_{stage}"), ms, "ms/token").with(label))?;
             }
             harness::say!(
-                "  {:<5} {:<13} {:<6} {}t head {:<4}: prefill {:>7.1} tok/s, decode {:>6.2} tok/s ({:.0}% of roofline), peak RSS {:.0} MB",
+                "  {:<5} {:<13} {:<10} {}t head {:<4}: prefill {:>7.1} tok/s, decode {:>6.2} tok/s ({:.0}% of roofline), peak RSS {:.0} MB",
                 preset.name(),
-                c.layout.name(),
-                c.kernel.name(),
+                layout,
+                kernel,
                 c.threads,
                 c.head,
                 f("prefill_tok_s"),

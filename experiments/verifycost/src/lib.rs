@@ -31,10 +31,10 @@ use anyhow::{Context, Result, bail};
 use harness::{Checks, Csv, Mode, Row, RunMeta, ensure_model, pool, thread_counts};
 use layouts::{random_acts, random_ternary};
 use rotor::kernels::Kernel;
-use rotor::ternary::parallel;
 use rotor::model::{KvCache, LoadOptions, Logits, Model, State, VerifyCtx};
 use rotor::sample::Rng;
 use rotor::synth::Preset;
+use rotor::ternary::parallel;
 use rotor::ternary::{ActBuf, LayoutKind, TernaryLayout};
 use rotor::verify::{Checksums, Policy, VerifyStats};
 
