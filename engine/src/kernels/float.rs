@@ -119,11 +119,19 @@ pub fn dot_f32_x4(k: Kernel, a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
 /// accumulator chains, so the add latency no longer bounds the head's single-token GEMV.
 #[inline]
 pub fn dot_bf16_x4(k: Kernel, x: &[f32], w: [&[u16]; 4]) -> [f32; 4] {
+    dot_bf16_x4_ahead(k, x, w, 0)
+}
+
+/// [`dot_bf16_x4`] that also prefetches the cache lines `ahead` elements past each row's (a
+/// hint: nothing is read; 0 = no prefetch). The head passes four rows, so that the next four
+/// rows of the matrix are on their way while these are summed.
+#[inline]
+pub fn dot_bf16_x4_ahead(k: Kernel, x: &[f32], w: [&[u16]; 4], ahead: usize) -> [f32; 4] {
     assert!(w.iter().all(|v| v.len() == x.len()));
     match k.float_kind() {
         // SAFETY: `k` proves the CPU has AVX-512F (and AVX2).
         #[cfg(target_arch = "x86_64")]
-        KernelKind::Avx512 if x.len() % 16 == 0 => unsafe { simd::dot_bf16_x4_avx512(x, w) },
+        KernelKind::Avx512 if x.len() % 16 == 0 => unsafe { simd::dot_bf16_x4_avx512(x, w, ahead) },
         _ => w.map(|v| dot_bf16(k, x, v)),
     }
 }
@@ -144,7 +152,7 @@ pub fn head_block(
         while i + 4 <= rs.len() {
             let wr: [&[u16]; 4] =
                 std::array::from_fn(|j| &w[rs[i + j] * cols..(rs[i + j] + 1) * cols]);
-            out[i..i + 4].copy_from_slice(&dot_bf16_x4(k, x, wr));
+            out[i..i + 4].copy_from_slice(&dot_bf16_x4_ahead(k, x, wr, 4 * cols));
             i += 4;
         }
         for (o, &r) in out[i..].iter_mut().zip(&rs[i..]) {
@@ -329,15 +337,21 @@ mod simd {
 
     /// Four rows of [`dot_bf16_avx512`] sharing the loads of `x` (`x.len()` a multiple of 16).
     #[target_feature(enable = "avx512f,avx2")]
-    pub fn dot_bf16_x4_avx512(x: &[f32], w: [&[u16]; 4]) -> [f32; 4] {
+    pub fn dot_bf16_x4_avx512(x: &[f32], w: [&[u16]; 4], ahead: usize) -> [f32; 4] {
         let n = x.len();
         let mut acc = [_mm512_setzero_ps(); 4];
         let xp = x.as_ptr();
         let wp = w.map(|v| v.as_ptr());
         let mut c = 0;
         while c < n {
-            // SAFETY: c + 16 ≤ n elements of `x` and of every row (asserted by the caller).
+            // SAFETY: c + 16 ≤ n elements of `x` and of every row (asserted by the caller);
+            // prefetches never fault, whatever the address.
             unsafe {
+                if ahead > 0 && c % 32 == 0 {
+                    for p in &wp {
+                        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(ahead + c) as *const i8);
+                    }
+                }
                 let xv = _mm512_loadu_ps(xp.add(c));
                 for j in 0..4 {
                     let wv = _mm256_loadu_si256(wp[j].add(c) as *const __m256i);

@@ -146,7 +146,11 @@ pub fn packed_gemv<S: Simd512>(
         for k in 0..steps {
             for j in 0..PACKED_ROWS {
                 // One block of byte rows ahead (see rotor_gemv).
-                S::prefetch(rows[j].as_ptr().wrapping_add(PF_BLOCKS * PACKED_ROWS * cols + 64 * k));
+                S::prefetch(
+                    rows[j]
+                        .as_ptr()
+                        .wrapping_add(PF_BLOCKS * PACKED_ROWS * cols + 64 * k),
+                );
             }
             // SAFETY: 64·k + 64 ≤ 64·steps ≤ x.len() (asserted above).
             let xv = unsafe { S::loadu(xp.add(64 * k)) };
