@@ -21,8 +21,12 @@ fn tiny_run_writes_fractions_and_ratios() {
     ] {
         assert!(csv.contains(metric), "CSV lacks {metric}");
     }
+    // `rotor` is the fastest rotor variant on this CPU (measured by the engine).
+    assert!(
+        csv.contains(rotor::ternary::LayoutKind::rotor().name()),
+        "CSV lacks the rotor layout"
+    );
     for product in [
-        "rotor-pn",
         "hf_packed",
         "int8-dense",
         "f32-gemm",
