@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install llama.cpp's Python binding (llama-cpp-python, from PyPI) into a cached venv, or reuse it.
 #
-# pip compiles the llama.cpp sources vendored in the sdist (~12 minutes on 2 cores), so the venv
+# pip compiles the llama.cpp sources vendored in the sdist (13 min 40 s for a fresh venv on this
+# project's shared 2-core machine under `nice -n 19`, 798 s of it the compile), so the venv
 # is kept outside the repository and outside `target/` (a `cargo clean` must not cost a rebuild):
 #   ROTOR_PEERS_VENV          venv directory  (default ~/.cache/rotor/peers-venv)
 #   LLAMA_CPP_PYTHON_VERSION  pinned version  (default below)
@@ -61,7 +62,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c '
     exit 0
 fi
 
-echo "setup-llama: building llama-cpp-python $VERSION into $VENV (compiles llama.cpp; ~12 min on 2 cores)" >&2
+echo "setup-llama: building llama-cpp-python $VERSION into $VENV (compiles llama.cpp; ~14 min on 2 cores)" >&2
 rm -rf "$VENV"
 mkdir -p "$(dirname "$VENV")"
 python3 -m venv "$VENV"
