@@ -1,6 +1,7 @@
 //! Text ↔ token ids through the `tokenizers` library and the model directory's
-//! `tokenizer.json` (the Llama-3 byte-level BPE for 2B-4T), plus the 2B-4T chat format and a
-//! builder for Llama-3-style tokenizers trained on shipped text (for synthesized models).
+//! `tokenizer.json` (the Llama-3 byte-level BPE for 2B-4T), plus the 2B-4T chat format, the
+//! `--tokens` list parser, the end-of-sequence ids a model directory declares, and a builder for
+//! Llama-3-style tokenizers trained on shipped text (for synthesized models).
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,90 @@ use serde_json::{Value, json};
 use tokenizers::Tokenizer as HfTokenizer;
 
 use crate::error::{Error, Result};
+use crate::model::Config;
+
+/// Parse a comma-separated list of token ids (`--tokens 128000,9906,1917`). Spaces around an id
+/// are allowed; an empty list, an empty entry (`1,,2`, a trailing comma) or anything but a
+/// decimal integer below 2^32 is an error naming the entry.
+pub fn parse_token_ids(s: &str) -> Result<Vec<u32>> {
+    if s.trim().is_empty() {
+        return Err(Error::Invalid(
+            "no token ids given (expected e.g. 1,2,3)".into(),
+        ));
+    }
+    s.split(',')
+        .enumerate()
+        .map(|(i, piece)| {
+            let p = piece.trim();
+            if p.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "token id list `{}`: entry {} is empty (ids are separated by single commas)",
+                    shorten(s),
+                    i + 1
+                )));
+            }
+            if !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::Invalid(format!(
+                    "token id list: entry {} `{}` is not a token id (a decimal integer from 0 to {})",
+                    i + 1,
+                    shorten(p),
+                    u32::MAX
+                )));
+            }
+            p.parse::<u32>().map_err(|_| {
+                Error::Invalid(format!(
+                    "token id list: entry {} `{}` is larger than the largest token id {}",
+                    i + 1,
+                    shorten(p),
+                    u32::MAX
+                ))
+            })
+        })
+        .collect()
+}
+
+/// At most 40 characters of user input for a message.
+fn shorten(s: &str) -> String {
+    if s.chars().count() <= 40 {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    }
+}
+
+/// Every id that ends generation for the model in `dir`: `config.json`'s `eos_token_id`, those
+/// listed in `generation_config.json` (when the directory has one), and the tokenizer's
+/// `<|eot_id|>` / `<|end_of_text|>`. Ids outside the vocabulary are dropped (they can never be
+/// sampled); a `generation_config.json` that is not valid JSON, or whose `eos_token_id` is not a
+/// token id or a list of them, is an error naming the file. Sorted, without duplicates.
+pub fn stop_ids(dir: &Path, config: &Config, tok: Option<&Tokenizer>) -> Result<Vec<u32>> {
+    let mut ids = config.eos_token_ids.clone();
+    if let Some(t) = tok {
+        for s in ["<|eot_id|>", "<|end_of_text|>"] {
+            ids.extend(t.token_to_id(s));
+        }
+    }
+    let path = dir.join("generation_config.json");
+    if dir.is_dir() && path.is_file() {
+        let bad = |msg: String| Error::Config {
+            path: path.clone(),
+            msg,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| bad("expected a JSON object".into()))?;
+        ids.extend(
+            crate::model::config::token_ids("eos_token_id", obj.get("eos_token_id"))
+                .map_err(bad)?,
+        );
+    }
+    ids.retain(|&i| (i as usize) < config.vocab_size);
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
 
 /// The pre-tokenizer split pattern of Llama-3's `tokenizer.json`.
 pub const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";

@@ -100,6 +100,8 @@ pub struct GgufFile {
     kv_index: HashMap<String, usize>,
     tensors: Vec<TensorInfo>,
     t_index: HashMap<String, usize>,
+    /// How I2_S tensors are decoded (the file cannot say; FORMAT.md §8.3).
+    i2s_order: i2s::Order,
 }
 
 impl std::fmt::Debug for GgufFile {
@@ -449,7 +451,25 @@ impl GgufFile {
             kv_index,
             tensors,
             t_index,
+            i2s_order: i2s::Order::default(),
         })
+    }
+
+    /// Decode I2_S tensors in `order` from now on (default [`i2s::Order::X86`]). bitnet.cpp
+    /// writes three byte orders under one type id and nothing in the file tells them apart
+    /// (FORMAT.md §8.3), so this is the caller's choice, not something the reader can detect.
+    pub fn set_i2s_order(&mut self, order: i2s::Order) {
+        self.i2s_order = order;
+    }
+
+    /// The byte order I2_S tensors are decoded in.
+    pub fn i2s_order(&self) -> i2s::Order {
+        self.i2s_order
+    }
+
+    /// Whether any tensor is I2_S (whose byte order the file cannot state).
+    pub fn has_i2s(&self) -> bool {
+        self.tensors.iter().any(|t| t.ty == GgmlType::I2_S)
     }
 
     /// Bytes of the whole file.
@@ -548,12 +568,7 @@ impl GgufFile {
             }
             GgmlType::I2_S => {
                 self.check_i2s(t)?;
-                for (b, c) in bytes
-                    .chunks_exact(i2s::BLOCK_BYTES)
-                    .zip(codes.chunks_exact_mut(i2s::BLOCK))
-                {
-                    i2s::decode_block(b, c);
-                }
+                i2s::decode_ordered(bytes, t.rows(), t.ne0(), self.i2s_order, &mut codes);
                 scales.fill(i2s::scale(bytes, n));
             }
             _ => unreachable!("codes_raw on {}", t.ty),
@@ -562,17 +577,16 @@ impl GgufFile {
     }
 
     fn check_i2s(&self, t: &TensorInfo) -> Result<()> {
-        let n = t.n_elements();
-        if !n.is_multiple_of(i2s::BLOCK) {
-            return Err(Error::BadTensor {
+        self.i2s_order
+            .check(t.rows(), t.ne0())
+            .map_err(|m| Error::BadTensor {
                 name: t.name.clone(),
                 msg: format!(
-                    "I2_S tensor of {n} weights in {}: bitnet.cpp's layout packs whole blocks of 128, so a tensor whose size is not a multiple of 128 cannot be decoded",
-                    self.path.display()
+                    "{m}, so it cannot be decoded (in {}; --i2s-order {})",
+                    self.path.display(),
+                    self.i2s_order.name()
                 ),
-            });
-        }
-        Ok(())
+            })
     }
 
     /// A ternary projection: codes `c = t + 1` row-major (`ne1` rows of `ne0`) and its one
@@ -599,12 +613,7 @@ impl GgufFile {
                 let scale;
                 if t.ty == GgmlType::I2_S {
                     self.check_i2s(t)?;
-                    for (b, c) in bytes
-                        .chunks_exact(i2s::BLOCK_BYTES)
-                        .zip(codes.chunks_exact_mut(i2s::BLOCK))
-                    {
-                        i2s::decode_block(b, c);
-                    }
+                    i2s::decode_ordered(bytes, t.rows(), t.ne0(), self.i2s_order, &mut codes);
                     scale = i2s::scale(bytes, n);
                 } else {
                     let bb = if t.ty == GgmlType::TQ2_0 {
