@@ -1659,3 +1659,40 @@ fn inspect_reads_a_gguf() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a valid GGUF file"));
 }
+
+/// A GGUF header whose metadata entries are u8 arrays of the given lengths.
+fn u8_arrays(lens: &[u64]) -> Vec<u8> {
+    let mut b = b"GGUF".to_vec();
+    b.extend_from_slice(&3u32.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes());
+    b.extend_from_slice(&(lens.len() as u64).to_le_bytes());
+    for (i, &n) in lens.iter().enumerate() {
+        let key = format!("big.{i}");
+        b.extend_from_slice(&(key.len() as u64).to_le_bytes());
+        b.extend_from_slice(key.as_bytes());
+        b.extend_from_slice(&9u32.to_le_bytes()); // array
+        b.extend_from_slice(&0u32.to_le_bytes()); // of u8
+        b.extend_from_slice(&n.to_le_bytes());
+        b.resize(b.len() + n as usize, 7);
+    }
+    b
+}
+
+/// One byte of file must not become 32 bytes of decoded values without bound: the metadata's
+/// arrays hold at most 2^24 elements in all (a real tokenizer needs ~540 000). The check comes
+/// before the array is allocated.
+#[test]
+fn metadata_arrays_have_an_element_budget() {
+    let max = rotor::gguf::read::MAX_ARRAY_ELEMENTS;
+    let f = GgufFile::from_bytes(Path::new("ok.gguf"), u8_arrays(&[1000, 24])).unwrap();
+    assert_eq!(f.get("big.1").unwrap().as_array().unwrap().len(), 24);
+    for lens in [vec![max + 1], vec![10, max - 5]] {
+        let e = parse_err(u8_arrays(&lens));
+        println!("{lens:?}: {e}");
+        let last = format!("big.{}", lens.len() - 1);
+        assert!(
+            e.contains("array elements in all") && e.contains(&last),
+            "{e}"
+        );
+    }
+}

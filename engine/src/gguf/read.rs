@@ -44,6 +44,11 @@ pub const MAGIC: [u8; 4] = *b"GGUF";
 pub const DEFAULT_ALIGNMENT: usize = 32;
 /// Array nesting this reader follows (the spec allows nesting; llama.cpp itself allows none).
 const MAX_DEPTH: usize = 8;
+/// Array elements in all the metadata together. A decoded [`Value`] takes 32 bytes however
+/// small its encoding (one byte for a `u8`), so without a bound a file could make the reader
+/// allocate 32 times its own size. 2^24 elements (≤ 512 MiB of values) is 30 times what a real
+/// tokenizer needs: 2B-4T's token list, token types and merges are about 540 000 elements.
+pub const MAX_ARRAY_ELEMENTS: u64 = 1 << 24;
 
 enum Bytes {
     Mapped(Mmap),
@@ -94,6 +99,8 @@ pub struct GgufFile {
     bytes: Bytes,
     pub version: u32,
     pub alignment: usize,
+    /// Absolute offset of the first tensor info (the end of the metadata).
+    pub tensor_info_offset: usize,
     /// Absolute offset of the data section.
     pub data_offset: usize,
     kvs: Vec<(String, Value)>,
@@ -123,6 +130,8 @@ struct Cursor<'a> {
     b: &'a [u8],
     pos: usize,
     path: &'a Path,
+    /// Array elements decoded so far (bounded by [`MAX_ARRAY_ELEMENTS`]).
+    elements: u64,
 }
 
 impl<'a> Cursor<'a> {
@@ -229,6 +238,18 @@ impl<'a> Cursor<'a> {
                         ),
                     ));
                 }
+                self.elements = self.elements.saturating_add(n);
+                if self.elements > MAX_ARRAY_ELEMENTS {
+                    return Err(bad(
+                        self.path,
+                        format!(
+                            "{} at byte {at} brings the metadata to more than {MAX_ARRAY_ELEMENTS} array elements in all; a real model's tokenizer needs well under a million, so the file is refused rather than decoded into {} bytes of values",
+                            what(),
+                            self.elements
+                                .saturating_mul(std::mem::size_of::<Value>() as u64)
+                        ),
+                    ));
+                }
                 let mut v = Vec::with_capacity(n as usize);
                 for i in 0..n {
                     v.push(self.value(et, depth + 1, &|| format!("element {i} of {}", what()))?);
@@ -258,7 +279,12 @@ impl GgufFile {
 
     fn parse(path: &Path, bytes: Bytes) -> Result<GgufFile> {
         let b: &[u8] = &bytes;
-        let mut c = Cursor { b, pos: 0, path };
+        let mut c = Cursor {
+            b,
+            pos: 0,
+            path,
+            elements: 0,
+        };
         if b.len() < 4 {
             return Err(bad(
                 path,
@@ -365,6 +391,7 @@ impl GgufFile {
                 ));
             }
         };
+        let tensor_info_offset = c.pos;
         let mut tensors: Vec<TensorInfo> = Vec::with_capacity(n_tensors as usize);
         let mut t_index = HashMap::with_capacity(n_tensors as usize);
         for i in 0..n_tensors {
@@ -446,6 +473,7 @@ impl GgufFile {
             bytes,
             version,
             alignment,
+            tensor_info_offset,
             data_offset,
             kvs,
             kv_index,
