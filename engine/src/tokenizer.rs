@@ -116,6 +116,45 @@ pub fn llama3_specials() -> Vec<String> {
     v
 }
 
+thread_local! {
+    /// Set while this thread runs inside [`guard`].
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run a call into the `tokenizers` library, turning a panic inside it into an error naming the
+/// file. The library has `expect`s on paths that malformed files reach (0.23: a syntax error
+/// inside the `decoder` object panics in `DecoderHelper::deserialize`; a bad
+/// `precompiled_charsmap` panics in the normalizer), and a user's file must give an error, not a
+/// crash. While the call runs, the panic hook stays silent on this thread (the message becomes
+/// the error); panics anywhere else are reported as before.
+fn guard<T>(path: &Path, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(|g| g.get()) {
+                previous(info)
+            }
+        }));
+    });
+    let was = GUARDED.with(|g| g.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(was));
+    r.map_err(|payload| {
+        let msg = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "no message".into());
+        Error::Tokenizer {
+            path: path.to_path_buf(),
+            msg: format!(
+                "the tokenizers library failed while {what} ({msg}): the file is malformed or uses a feature it cannot handle"
+            ),
+        }
+    })
+}
+
 /// A loaded tokenizer.
 pub struct Tokenizer {
     inner: HfTokenizer,
@@ -138,11 +177,26 @@ impl Tokenizer {
         Tokenizer::from_file(&path).map(Some)
     }
 
+    /// Load a `tokenizer.json`. The text is checked to be JSON first, so a truncated or
+    /// corrupt file is reported with its line and column; then `tokenizers` builds the
+    /// tokenizer inside [`guard`] (it panics on some malformed files).
     pub fn from_file(path: &Path) -> Result<Tokenizer> {
-        let inner = HfTokenizer::from_file(path).map_err(|e| Error::Tokenizer {
+        let err = |msg: String| Error::Tokenizer {
             path: path.to_path_buf(),
-            msg: e.to_string(),
+            msg,
+        };
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            err(format!(
+                "not UTF-8 text (invalid byte at offset {}): not a tokenizer.json",
+                e.utf8_error().valid_up_to()
+            ))
         })?;
+        serde_json::from_str::<serde::de::IgnoredAny>(&text)
+            .map_err(|e| err(format!("not valid JSON: {e} (truncated download?)")))?;
+        let inner = guard(path, "reading the file", || {
+            text.parse::<HfTokenizer>().map_err(|e| err(e.to_string()))
+        })??;
         Ok(Tokenizer {
             inner,
             path: path.to_path_buf(),
@@ -158,30 +212,38 @@ impl Tokenizer {
 
     /// Token ids of `text`; `add_special` runs the post-processor (BOS for Llama-3).
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
-        let enc = self
-            .inner
-            .encode(text, add_special)
-            .map_err(|e| self.err(e))?;
+        let enc = guard(&self.path, "encoding text", || {
+            self.inner.encode(text, add_special)
+        })?
+        .map_err(|e| self.err(e))?;
         Ok(enc.get_ids().to_vec())
     }
 
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
-        self.inner
-            .decode(ids, skip_special)
-            .map_err(|e| self.err(e))
+        guard(&self.path, "decoding ids", || {
+            self.inner.decode(ids, skip_special)
+        })?
+        .map_err(|e| self.err(e))
     }
 
     pub fn token_to_id(&self, s: &str) -> Option<u32> {
-        self.inner.token_to_id(s)
+        guard(&self.path, "looking up a token", || self.inner.token_to_id(s))
+            .ok()
+            .flatten()
     }
 
     pub fn id_to_token(&self, id: u32) -> Option<String> {
-        self.inner.id_to_token(id)
+        guard(&self.path, "looking up an id", || self.inner.id_to_token(id))
+            .ok()
+            .flatten()
     }
 
     /// Size including added tokens.
     pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
+        guard(&self.path, "counting the vocabulary", || {
+            self.inner.get_vocab_size(true)
+        })
+        .unwrap_or(0)
     }
 
     /// The BitNet b1.58 2B-4T chat format (its `tokenizer_config.json` chat template):
@@ -229,10 +291,15 @@ impl TextStream<'_> {
         }
         self.ids.push(id);
         let text = self.tok.decode(&self.ids, true)?;
-        if text.ends_with('\u{FFFD}') || text.len() < self.printed {
+        // Hold back while the tail is incomplete UTF-8, or when a decoder is not prefix-stable
+        // and the text printed so far no longer ends on a character boundary.
+        let Some(new) = text
+            .get(self.printed..)
+            .filter(|_| !text.ends_with('\u{FFFD}'))
+            .map(str::to_string)
+        else {
             return Ok(String::new());
-        }
-        let new = text[self.printed..].to_string();
+        };
         self.printed = text.len();
         // Keep the context short: re-decoding from scratch costs O(n) per token.
         if self.ids.len() > 64 {
@@ -361,4 +428,91 @@ pub fn tokenizer_config_json() -> Value {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "chat_template": "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = message['role'] | capitalize + ': '+ message['content'] | trim + '<|eot_id|>' %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}"
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+"normalizer":null,"pre_tokenizer":null,"post_processor":null,"decoder":null,
+"model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,
+"end_of_word_suffix":null,"fuse_unk":false,"byte_fallback":false,"vocab":{"a":0,"b":1,"ab":2},
+"merges":["a b"]}}"#;
+
+    fn load(name: &str, text: &str) -> Result<Tokenizer> {
+        let dir = std::env::temp_dir().join(format!("rotor-tok-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("tokenizer.json"), text).unwrap();
+        let r = Tokenizer::from_dir(&dir).map(|t| t.expect("file exists"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        r
+    }
+
+    #[test]
+    fn a_minimal_tokenizer_loads_and_round_trips() {
+        let t = load("ok", MINIMAL).unwrap();
+        let ids = t.encode("ab", false).unwrap();
+        assert_eq!(ids, vec![2]);
+        assert_eq!(t.decode(&ids, true).unwrap(), "ab");
+    }
+
+    /// Regression (fuzz target model_dir, first crash): a syntax error inside the `decoder`
+    /// object made `tokenizers` 0.23 panic (`expect("Helper")`) instead of returning an error.
+    /// A download cut off inside the decoder does the same.
+    #[test]
+    fn a_syntax_error_inside_the_decoder_is_an_error() {
+        for (name, text) in [
+            (
+                "mutated",
+                MINIMAL.replace(r#""decoder":null"#, r#""decoder":{"type":"ByteLevel", lse, 1:2}"#),
+            ),
+            (
+                "truncated",
+                format!(
+                    r#"{}"decoder":{{"type":"Byte"#,
+                    &MINIMAL[..MINIMAL.find(r#""decoder""#).unwrap()]
+                ),
+            ),
+        ] {
+            let e = load(name, &text).unwrap_err().to_string();
+            assert!(e.contains("tokenizer.json") && e.contains("not valid JSON"), "{e}");
+        }
+    }
+
+    /// Valid JSON that `tokenizers` 0.23 panics on (`expect("Precompiled")` when the charsmap
+    /// is missing): the panic becomes an error naming the file.
+    #[test]
+    fn a_panic_inside_tokenizers_is_an_error() {
+        let text = MINIMAL.replace(
+            r#""normalizer":null"#,
+            r#""normalizer":{"type":"Precompiled"}"#,
+        );
+        let e = load("precompiled", &text).unwrap_err().to_string();
+        assert!(
+            e.contains("tokenizer.json") && e.contains("the tokenizers library failed"),
+            "{e}"
+        );
+        // Other panics are still reported normally afterwards: the guard is not left on.
+        assert!(!GUARDED.with(|g| g.get()));
+    }
+
+    #[test]
+    fn non_utf8_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("rotor-tok-{}-bin", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("tokenizer.json"), b"{\"a\": \"\xff\"}").unwrap();
+        let e = Tokenizer::from_dir(&dir).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(e.contains("not UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn token_id_lists() {
+        assert_eq!(parse_token_ids("1,2, 3 ").unwrap(), vec![1, 2, 3]);
+        assert_eq!(parse_token_ids("4294967295").unwrap(), vec![u32::MAX]);
+        for bad in ["", " ", "1,", ",1", "1,,2", "+1", "0x10", "1 2", "4294967296", "١"] {
+            assert!(parse_token_ids(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
 }

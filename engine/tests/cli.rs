@@ -579,6 +579,22 @@ fn bad_inputs_are_clear_errors() {
         &["generate", "--model", gs, "--tokens", &long.join(",")],
         &["context"],
     );
+    // A tokenizer.json cut off inside its `decoder` object (tokenizers 0.23 panicked on this;
+    // found by the model_dir fuzz target).
+    let d = case("cuttok");
+    let tj = std::fs::read_to_string(d.join("tokenizer.json")).unwrap();
+    let cut = tj.find("\"decoder\"").expect("synth tokenizer has a decoder") + 20;
+    std::fs::write(d.join("tokenizer.json"), &tj[..cut]).unwrap();
+    fails(
+        &[
+            "generate",
+            "--model",
+            d.to_str().unwrap(),
+            "--prompt",
+            "hello",
+        ],
+        &["tokenizer.json", "not valid JSON", "EOF"],
+    );
     let d = case("notok");
     std::fs::remove_file(d.join("tokenizer.json")).unwrap();
     fails(

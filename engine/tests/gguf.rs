@@ -1696,3 +1696,63 @@ fn metadata_arrays_have_an_element_budget() {
         );
     }
 }
+
+/// GGUF header bytes: `n_tensors` = 0 and the given raw metadata entries.
+fn raw_header(entries: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = b"GGUF".to_vec();
+    b.extend_from_slice(&3u32.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes());
+    b.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    for e in entries {
+        b.extend_from_slice(e);
+    }
+    b
+}
+
+/// One metadata entry: key, value type, value bytes.
+fn entry(key: &str, ty: u32, value: &[u8]) -> Vec<u8> {
+    let mut b = (key.len() as u64).to_le_bytes().to_vec();
+    b.extend_from_slice(key.as_bytes());
+    b.extend_from_slice(&ty.to_le_bytes());
+    b.extend_from_slice(value);
+    b
+}
+
+#[test]
+fn hostile_header_fields_are_refused_before_allocating() {
+    // A key claiming 2^63 bytes.
+    let mut e = (1u64 << 63).to_le_bytes().to_vec();
+    e.extend_from_slice(b"key");
+    let msg = parse_err(raw_header(&[e]));
+    assert!(msg.contains("claims 9223372036854775808 bytes"), "{msg}");
+    // A string value claiming 2^62 bytes.
+    let mut v = (1u64 << 62).to_le_bytes().to_vec();
+    v.extend_from_slice(b"abc");
+    let msg = parse_err(raw_header(&[entry("general.name", 8, &v)]));
+    assert!(msg.contains("general.name") && msg.contains("claims"), "{msg}");
+    // An array claiming 2^62 u32 elements.
+    let mut v = 4u32.to_le_bytes().to_vec();
+    v.extend_from_slice(&(1u64 << 62).to_le_bytes());
+    let msg = parse_err(raw_header(&[entry("a", 9, &v)]));
+    assert!(msg.contains("claims 4611686018427387904 elements"), "{msg}");
+    // Arrays nested nine deep.
+    let mut v = vec![];
+    for _ in 0..9 {
+        v.extend_from_slice(&9u32.to_le_bytes());
+        v.extend_from_slice(&1u64.to_le_bytes());
+    }
+    v.extend_from_slice(&0u32.to_le_bytes());
+    v.extend_from_slice(&0u64.to_le_bytes());
+    let msg = parse_err(raw_header(&[entry("deep", 9, &v)]));
+    assert!(msg.contains("nests arrays more than 8 deep"), "{msg}");
+    // A duplicate key; an alignment that is not a power of two; a bool that is not 0 or 1.
+    let one = 1u32.to_le_bytes();
+    let msg = parse_err(raw_header(&[entry("k", 4, &one), entry("k", 4, &one)]));
+    assert!(msg.contains("`k` appears twice"), "{msg}");
+    let msg = parse_err(raw_header(&[entry("general.alignment", 4, &3u32.to_le_bytes())]));
+    assert!(msg.contains("not a power of two"), "{msg}");
+    let msg = parse_err(raw_header(&[entry("b", 7, &[2])]));
+    assert!(msg.contains("bool with byte value 2"), "{msg}");
+    // A valid header with the same shapes parses.
+    assert!(GgufFile::from_bytes(Path::new("ok"), raw_header(&[entry("k", 4, &one)])).is_ok());
+}
