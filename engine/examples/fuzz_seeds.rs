@@ -74,13 +74,15 @@ fn main() -> Result<()> {
         &read(&small.join("config.json"))?,
     )?;
 
-    // model_dir: tokenizer.json NUL generation_config.json NUL prompt.
+    // model_dir: tokenizer.json NUL generation_config.json NUL tokenizer_config.json NUL prompt.
     let prompt =
         b"It is a truth universally acknowledged, that a single man \xe2\x80\x94 \xc3\xa9t\xc3\xa9";
     for (name, dir) in [("synth-tiny", &tiny), ("austen-tiny", &austen)] {
         let mut v = read(&dir.join("tokenizer.json"))?;
-        v.push(0);
-        v.extend(read(&dir.join("generation_config.json"))?);
+        for f in ["generation_config.json", "tokenizer_config.json"] {
+            v.push(0);
+            v.extend(read(&dir.join(f))?);
+        }
         v.push(0);
         v.extend_from_slice(prompt);
         put("model_dir", name, &v)?;

@@ -227,15 +227,19 @@ impl Tokenizer {
     }
 
     pub fn token_to_id(&self, s: &str) -> Option<u32> {
-        guard(&self.path, "looking up a token", || self.inner.token_to_id(s))
-            .ok()
-            .flatten()
+        guard(&self.path, "looking up a token", || {
+            self.inner.token_to_id(s)
+        })
+        .ok()
+        .flatten()
     }
 
     pub fn id_to_token(&self, id: u32) -> Option<String> {
-        guard(&self.path, "looking up an id", || self.inner.id_to_token(id))
-            .ok()
-            .flatten()
+        guard(&self.path, "looking up an id", || {
+            self.inner.id_to_token(id)
+        })
+        .ok()
+        .flatten()
     }
 
     /// Size including added tokens.
@@ -465,7 +469,10 @@ mod tests {
         for (name, text) in [
             (
                 "mutated",
-                MINIMAL.replace(r#""decoder":null"#, r#""decoder":{"type":"ByteLevel", lse, 1:2}"#),
+                MINIMAL.replace(
+                    r#""decoder":null"#,
+                    r#""decoder":{"type":"ByteLevel", lse, 1:2}"#,
+                ),
             ),
             (
                 "truncated",
@@ -476,7 +483,10 @@ mod tests {
             ),
         ] {
             let e = load(name, &text).unwrap_err().to_string();
-            assert!(e.contains("tokenizer.json") && e.contains("not valid JSON"), "{e}");
+            assert!(
+                e.contains("tokenizer.json") && e.contains("not valid JSON"),
+                "{e}"
+            );
         }
     }
 
@@ -511,7 +521,18 @@ mod tests {
     fn token_id_lists() {
         assert_eq!(parse_token_ids("1,2, 3 ").unwrap(), vec![1, 2, 3]);
         assert_eq!(parse_token_ids("4294967295").unwrap(), vec![u32::MAX]);
-        for bad in ["", " ", "1,", ",1", "1,,2", "+1", "0x10", "1 2", "4294967296", "١"] {
+        for bad in [
+            "",
+            " ",
+            "1,",
+            ",1",
+            "1,,2",
+            "+1",
+            "0x10",
+            "1 2",
+            "4294967296",
+            "١",
+        ] {
             assert!(parse_token_ids(bad).is_err(), "{bad:?} should be refused");
         }
     }

@@ -583,7 +583,10 @@ fn bad_inputs_are_clear_errors() {
     // found by the model_dir fuzz target).
     let d = case("cuttok");
     let tj = std::fs::read_to_string(d.join("tokenizer.json")).unwrap();
-    let cut = tj.find("\"decoder\"").expect("synth tokenizer has a decoder") + 20;
+    let cut = tj
+        .find("\"decoder\"")
+        .expect("synth tokenizer has a decoder")
+        + 20;
     std::fs::write(d.join("tokenizer.json"), &tj[..cut]).unwrap();
     fails(
         &[

@@ -1723,13 +1723,17 @@ fn hostile_header_fields_are_refused_before_allocating() {
     // A key claiming 2^63 bytes.
     let mut e = (1u64 << 63).to_le_bytes().to_vec();
     e.extend_from_slice(b"key");
+    e.extend_from_slice(&[0; 32]); // enough bytes left for one entry, far from 2^63
     let msg = parse_err(raw_header(&[e]));
     assert!(msg.contains("claims 9223372036854775808 bytes"), "{msg}");
     // A string value claiming 2^62 bytes.
     let mut v = (1u64 << 62).to_le_bytes().to_vec();
     v.extend_from_slice(b"abc");
     let msg = parse_err(raw_header(&[entry("general.name", 8, &v)]));
-    assert!(msg.contains("general.name") && msg.contains("claims"), "{msg}");
+    assert!(
+        msg.contains("general.name") && msg.contains("claims"),
+        "{msg}"
+    );
     // An array claiming 2^62 u32 elements.
     let mut v = 4u32.to_le_bytes().to_vec();
     v.extend_from_slice(&(1u64 << 62).to_le_bytes());
@@ -1749,7 +1753,11 @@ fn hostile_header_fields_are_refused_before_allocating() {
     let one = 1u32.to_le_bytes();
     let msg = parse_err(raw_header(&[entry("k", 4, &one), entry("k", 4, &one)]));
     assert!(msg.contains("`k` appears twice"), "{msg}");
-    let msg = parse_err(raw_header(&[entry("general.alignment", 4, &3u32.to_le_bytes())]));
+    let msg = parse_err(raw_header(&[entry(
+        "general.alignment",
+        4,
+        &3u32.to_le_bytes(),
+    )]));
     assert!(msg.contains("not a power of two"), "{msg}");
     let msg = parse_err(raw_header(&[entry("b", 7, &[2])]));
     assert!(msg.contains("bool with byte value 2"), "{msg}");

@@ -1,7 +1,9 @@
-//! The text side of a model directory, as `rotor generate` reads it: an arbitrary
-//! `tokenizer.json`, an optional `generation_config.json`, and a prompt (the input's parts,
-//! separated by NUL bytes, which JSON text never contains). The tokenizer is loaded, the stop
-//! ids collected, the prompt (plain and in the chat format) encoded, decoded and streamed back.
+//! The text side of a model directory, as `rotor generate` and `rotor export` read it: an
+//! arbitrary `tokenizer.json`, an optional `generation_config.json`, an optional
+//! `tokenizer_config.json`, and a prompt (the input's parts, separated by NUL bytes, which JSON
+//! text never contains). The tokenizer is loaded, the stop ids collected, the prompt (plain and
+//! in the chat format) encoded, decoded and streamed back, and the GGUF tokenizer metadata that
+//! `rotor export` writes (token list, merges, special ids, chat template) built.
 #![no_main]
 
 use std::path::PathBuf;
@@ -29,17 +31,33 @@ fn setup() -> &'static (PathBuf, Config) {
 
 fuzz_target!(|data: &[u8]| {
     let (dir, config) = setup();
-    let mut parts = data.splitn(3, |&b| b == 0);
+    let mut parts = data.splitn(4, |&b| b == 0);
     let tokenizer = parts.next().unwrap_or_default();
     let generation = parts.next();
+    let tokenizer_config = parts.next();
     let prompt = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
     std::fs::write(dir.join("tokenizer.json"), tokenizer).unwrap();
-    let gen_path = dir.join("generation_config.json");
-    match generation {
-        Some(g) => std::fs::write(&gen_path, g).unwrap(),
-        None => {
-            let _ = std::fs::remove_file(&gen_path);
+    for (name, content) in [
+        ("generation_config.json", generation),
+        ("tokenizer_config.json", tokenizer_config),
+    ] {
+        let path = dir.join(name);
+        match content {
+            Some(c) => std::fs::write(&path, c).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(&path);
+            }
         }
+    }
+    if let Ok(Some(meta)) = rotor::gguf::write::tokenizer_metadata(
+        dir,
+        config.vocab_size,
+        config.bos_token_id,
+        &config.eos_token_ids,
+    ) {
+        // What the exporter would write must be writable (arrays of one type).
+        let mut sink = Vec::new();
+        rotor::gguf::write_gguf(&mut sink, dir, &meta, &[], 32, |_| Ok(vec![])).unwrap();
     }
     let tok = Tokenizer::from_dir(dir).ok().flatten();
     if let Ok(ids) = stop_ids(dir, config, tok.as_ref()) {
