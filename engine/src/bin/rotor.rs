@@ -241,17 +241,24 @@ fn tokenizer_of(model: &Path) -> Result<Option<Tokenizer>> {
     }
 }
 
-fn no_tokenizer(model: &Path, flag: &str) -> anyhow::Error {
-    if model.is_file() {
-        anyhow::anyhow!(
-            "{} is a GGUF file and rotor reads no tokenizer from GGUF metadata: pass token ids with --tokens instead of {flag}, or use a model directory with tokenizer.json",
+/// The error for text input without a tokenizer. `flag` is the text option the user gave
+/// (`--prompt`), for which `--tokens` is the alternative; `None` when there is none (perplexity).
+fn no_tokenizer(model: &Path, flag: Option<&str>) -> anyhow::Error {
+    let what = if model.is_file() {
+        format!(
+            "{} is a GGUF file and rotor reads no tokenizer from GGUF metadata",
             model.display()
         )
     } else {
-        anyhow::anyhow!(
-            "{} has no tokenizer.json: pass token ids with --tokens instead of {flag}",
-            model.display()
-        )
+        format!("{} has no tokenizer.json", model.display())
+    };
+    match flag {
+        Some(flag) => anyhow::anyhow!(
+            "{what}: pass token ids with --tokens instead of {flag}, or use a model directory with tokenizer.json"
+        ),
+        None => anyhow::anyhow!(
+            "{what}, and tokenizing the text needs one: use a model directory with tokenizer.json (a .gguf file in it is loaded as the model)"
+        ),
     }
 }
 
@@ -782,7 +789,7 @@ fn projection_shapes(c: &Config) -> Vec<(usize, usize)> {
     v
 }
 
-fn tokenizer_or_err(model: &Path, flag: &str) -> Result<Tokenizer> {
+fn tokenizer_or_err(model: &Path, flag: Option<&str>) -> Result<Tokenizer> {
     tokenizer_of(model)?.ok_or_else(|| no_tokenizer(model, flag))
 }
 
@@ -795,7 +802,7 @@ fn verify_report(policy: Policy, stats: &VerifyStats) {
 fn cmd_logits(a: LogitsArgs) -> Result<()> {
     let model = a.m.load()?;
     let tokens = match (&a.prompt, &a.tokens) {
-        (Some(p), _) => tokenizer_or_err(&a.m.model, "--prompt")?.encode(p, true)?,
+        (Some(p), _) => tokenizer_or_err(&a.m.model, Some("--prompt"))?.encode(p, true)?,
         (None, Some(t)) => t.0.clone(),
         (None, None) => vec![],
     };
@@ -830,7 +837,7 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
         Some(p) => {
             let t = tok
                 .as_ref()
-                .ok_or_else(|| no_tokenizer(&a.m.model, "--prompt"))?;
+                .ok_or_else(|| no_tokenizer(&a.m.model, Some("--prompt")))?;
             let text = if a.chat {
                 Tokenizer::chat_prompt(&[("user", p)])
             } else {
@@ -927,7 +934,7 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
 }
 
 fn cmd_perplexity(a: PplArgs) -> Result<()> {
-    let tok = tokenizer_or_err(&a.m.model, "a text file")?;
+    let tok = tokenizer_or_err(&a.m.model, None)?;
     let text = std::fs::read_to_string(&a.text)
         .with_context(|| format!("reading --text {}", a.text.display()))?;
     let model = a.m.load()?;
