@@ -48,10 +48,41 @@ build-render:
 bench:
     cargo bench -p rotor --bench kernels
 
-# Fuzz every kernel family against the scalar oracle (cargo-fuzz; SECONDS per target).
-fuzz SECONDS="60":
+# Fuzz every parser a user's file reaches (GGUF, safetensors, config.json, tokenizer directory,
+# --tokens) and every kernel against the oracle: cargo-fuzz with AddressSanitizer, SECONDS per
+# target, one target after another (`just fuzz 600 gguf_bytes` runs one). The committed seeds
+# in fuzz/corpus/<target>/ are read only; new inputs go to fuzz/target/corpus/<target>/. An
+# input that takes over 10 s (-timeout) or a process above 2048 MB (-rss_limit_mb, also the
+# largest single allocation) is a failure, like a panic; so is a leak, except the one known
+# false report in fuzz/lsan.supp. See docs/RELIABILITY.md.
+fuzz SECONDS="60" *TARGETS:
+    #!/usr/bin/env bash
+    set -euo pipefail
     command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
-    cd fuzz && for t in $(cargo fuzz list); do RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" -- -max_total_time={{SECONDS}}; done
+    cd fuzz
+    targets="{{TARGETS}}"
+    [ -n "$targets" ] || targets=$(cargo fuzz list)
+    for t in $targets; do
+        mkdir -p "target/corpus/$t" "corpus/$t"
+        LSAN_OPTIONS="suppressions=$PWD/lsan.supp" RUSTC_BOOTSTRAP=1 \
+            cargo fuzz run "$t" "target/corpus/$t" "corpus/$t" -- \
+            -max_total_time={{SECONDS}} -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+    done
+
+# Rebuild fuzz/corpus/ from real files (engine/examples/fuzz_seeds.rs), minimized with
+# `cargo fuzz cmin` (the smallest set of inputs with the same coverage).
+fuzz-seeds:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+    rm -rf fuzz/target/seeds-raw
+    cargo run --release -p rotor --example fuzz_seeds -- fuzz/target/seeds-raw
+    cd fuzz
+    for t in $(cargo fuzz list); do
+        rm -rf "corpus/$t" && mkdir -p "corpus/$t" && cp "target/seeds-raw/$t"/* "corpus/$t/"
+        LSAN_OPTIONS="suppressions=$PWD/lsan.supp" RUSTC_BOOTSTRAP=1 \
+            cargo fuzz cmin "$t" "corpus/$t" -- -rss_limit_mb=2048 -timeout=10
+    done
 
 # Generate text with the shipped trained model (or a synthesized one if it is absent).
 demo PROMPT="It is a truth universally acknowledged":

@@ -7,7 +7,8 @@ microsoft/bitnet-b1.58-2B-4T (packed, "offline") and of its -bf16 sibling
 transformers' own BitNet code, and dumps float32 reference outputs that the
 Rust tests compare against.
 
-See README.md next to this file and shared/docs/FORMAT.md (sections 2, 5, 7).
+See README.md next to this file and docs/FORMAT.md at the repository root
+(sections 2, 5, 7).
 
 Usage:
     python generate.py [--out DIR] [--only a,b,...]

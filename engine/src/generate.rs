@@ -86,11 +86,13 @@ pub fn generate(
             max: ctx,
         });
     }
-    let cap = (prompt.len() + opts.max_tokens).min(ctx);
+    // `max_tokens` is user input: saturate instead of overflowing, and size buffers by what
+    // the context can hold, not by the request.
+    let cap = prompt.len().saturating_add(opts.max_tokens).min(ctx);
     let mut cache = KvCache::new(model, cap);
     let mut st = State::new(model, opts.prefill_batch.min(prompt.len()).max(1), cap);
     let mut sampler = Sampler::new(opts.sampler.clone());
-    let mut out = Vec::with_capacity(opts.max_tokens);
+    let mut out = Vec::with_capacity(cap - prompt.len());
 
     let t0 = Instant::now();
     let logits = model.forward(prompt, &mut cache, &mut st, Logits::Last, verify)?;

@@ -20,6 +20,7 @@ pub mod generate;
 pub mod gguf;
 pub mod model;
 pub mod perplexity;
+pub mod progress;
 pub mod quant;
 pub mod sample;
 pub mod synth;

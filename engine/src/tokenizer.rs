@@ -1,6 +1,7 @@
 //! Text ↔ token ids through the `tokenizers` library and the model directory's
-//! `tokenizer.json` (the Llama-3 byte-level BPE for 2B-4T), plus the 2B-4T chat format and a
-//! builder for Llama-3-style tokenizers trained on shipped text (for synthesized models).
+//! `tokenizer.json` (the Llama-3 byte-level BPE for 2B-4T), plus the 2B-4T chat format, the
+//! `--tokens` list parser, the end-of-sequence ids a model directory declares, and a builder for
+//! Llama-3-style tokenizers trained on shipped text (for synthesized models).
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,90 @@ use serde_json::{Value, json};
 use tokenizers::Tokenizer as HfTokenizer;
 
 use crate::error::{Error, Result};
+use crate::model::Config;
+
+/// Parse a comma-separated list of token ids (`--tokens 128000,9906,1917`). Spaces around an id
+/// are allowed; an empty list, an empty entry (`1,,2`, a trailing comma) or anything but a
+/// decimal integer below 2^32 is an error naming the entry.
+pub fn parse_token_ids(s: &str) -> Result<Vec<u32>> {
+    if s.trim().is_empty() {
+        return Err(Error::Invalid(
+            "no token ids given (expected e.g. 1,2,3)".into(),
+        ));
+    }
+    s.split(',')
+        .enumerate()
+        .map(|(i, piece)| {
+            let p = piece.trim();
+            if p.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "token id list `{}`: entry {} is empty (ids are separated by single commas)",
+                    shorten(s),
+                    i + 1
+                )));
+            }
+            if !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::Invalid(format!(
+                    "token id list: entry {} `{}` is not a token id (a decimal integer from 0 to {})",
+                    i + 1,
+                    shorten(p),
+                    u32::MAX
+                )));
+            }
+            p.parse::<u32>().map_err(|_| {
+                Error::Invalid(format!(
+                    "token id list: entry {} `{}` is larger than the largest token id {}",
+                    i + 1,
+                    shorten(p),
+                    u32::MAX
+                ))
+            })
+        })
+        .collect()
+}
+
+/// At most 40 characters of user input for a message.
+fn shorten(s: &str) -> String {
+    if s.chars().count() <= 40 {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    }
+}
+
+/// Every id that ends generation for the model in `dir`: `config.json`'s `eos_token_id`, those
+/// listed in `generation_config.json` (when the directory has one), and the tokenizer's
+/// `<|eot_id|>` / `<|end_of_text|>`. Ids outside the vocabulary are dropped (they can never be
+/// sampled); a `generation_config.json` that is not valid JSON, or whose `eos_token_id` is not a
+/// token id or a list of them, is an error naming the file. Sorted, without duplicates.
+pub fn stop_ids(dir: &Path, config: &Config, tok: Option<&Tokenizer>) -> Result<Vec<u32>> {
+    let mut ids = config.eos_token_ids.clone();
+    if let Some(t) = tok {
+        for s in ["<|eot_id|>", "<|end_of_text|>"] {
+            ids.extend(t.token_to_id(s));
+        }
+    }
+    let path = dir.join("generation_config.json");
+    if dir.is_dir() && path.is_file() {
+        let bad = |msg: String| Error::Config {
+            path: path.clone(),
+            msg,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| bad("expected a JSON object".into()))?;
+        ids.extend(
+            crate::model::config::token_ids("eos_token_id", obj.get("eos_token_id"))
+                .map_err(bad)?,
+        );
+    }
+    ids.retain(|&i| (i as usize) < config.vocab_size);
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
 
 /// The pre-tokenizer split pattern of Llama-3's `tokenizer.json`.
 pub const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -29,6 +114,45 @@ pub fn llama3_specials() -> Vec<String> {
     let mut v: Vec<String> = named.iter().map(|s| s.to_string()).collect();
     v.extend((5..251).map(|i| format!("<|reserved_special_token_{i}|>")));
     v
+}
+
+thread_local! {
+    /// Set while this thread runs inside [`guard`].
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run a call into the `tokenizers` library, turning a panic inside it into an error naming the
+/// file. The library has `expect`s on paths that malformed files reach (0.23: a syntax error
+/// inside the `decoder` object panics in `DecoderHelper::deserialize`; a bad
+/// `precompiled_charsmap` panics in the normalizer), and a user's file must give an error, not a
+/// crash. While the call runs, the panic hook stays silent on this thread (the message becomes
+/// the error); panics anywhere else are reported as before.
+fn guard<T>(path: &Path, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(|g| g.get()) {
+                previous(info)
+            }
+        }));
+    });
+    let was = GUARDED.with(|g| g.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(was));
+    r.map_err(|payload| {
+        let msg = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "no message".into());
+        Error::Tokenizer {
+            path: path.to_path_buf(),
+            msg: format!(
+                "the tokenizers library failed while {what} ({msg}): the file is malformed or uses a feature it cannot handle"
+            ),
+        }
+    })
 }
 
 /// A loaded tokenizer.
@@ -53,11 +177,26 @@ impl Tokenizer {
         Tokenizer::from_file(&path).map(Some)
     }
 
+    /// Load a `tokenizer.json`. The text is checked to be JSON first, so a truncated or
+    /// corrupt file is reported with its line and column; then `tokenizers` builds the
+    /// tokenizer inside [`guard`] (it panics on some malformed files).
     pub fn from_file(path: &Path) -> Result<Tokenizer> {
-        let inner = HfTokenizer::from_file(path).map_err(|e| Error::Tokenizer {
+        let err = |msg: String| Error::Tokenizer {
             path: path.to_path_buf(),
-            msg: e.to_string(),
+            msg,
+        };
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            err(format!(
+                "not UTF-8 text (invalid byte at offset {}): not a tokenizer.json",
+                e.utf8_error().valid_up_to()
+            ))
         })?;
+        serde_json::from_str::<serde::de::IgnoredAny>(&text)
+            .map_err(|e| err(format!("not valid JSON: {e} (truncated download?)")))?;
+        let inner = guard(path, "reading the file", || {
+            text.parse::<HfTokenizer>().map_err(|e| err(e.to_string()))
+        })??;
         Ok(Tokenizer {
             inner,
             path: path.to_path_buf(),
@@ -73,30 +212,42 @@ impl Tokenizer {
 
     /// Token ids of `text`; `add_special` runs the post-processor (BOS for Llama-3).
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
-        let enc = self
-            .inner
-            .encode(text, add_special)
-            .map_err(|e| self.err(e))?;
+        let enc = guard(&self.path, "encoding text", || {
+            self.inner.encode(text, add_special)
+        })?
+        .map_err(|e| self.err(e))?;
         Ok(enc.get_ids().to_vec())
     }
 
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
-        self.inner
-            .decode(ids, skip_special)
-            .map_err(|e| self.err(e))
+        guard(&self.path, "decoding ids", || {
+            self.inner.decode(ids, skip_special)
+        })?
+        .map_err(|e| self.err(e))
     }
 
     pub fn token_to_id(&self, s: &str) -> Option<u32> {
-        self.inner.token_to_id(s)
+        guard(&self.path, "looking up a token", || {
+            self.inner.token_to_id(s)
+        })
+        .ok()
+        .flatten()
     }
 
     pub fn id_to_token(&self, id: u32) -> Option<String> {
-        self.inner.id_to_token(id)
+        guard(&self.path, "looking up an id", || {
+            self.inner.id_to_token(id)
+        })
+        .ok()
+        .flatten()
     }
 
     /// Size including added tokens.
     pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
+        guard(&self.path, "counting the vocabulary", || {
+            self.inner.get_vocab_size(true)
+        })
+        .unwrap_or(0)
     }
 
     /// The BitNet b1.58 2B-4T chat format (its `tokenizer_config.json` chat template):
@@ -144,10 +295,15 @@ impl TextStream<'_> {
         }
         self.ids.push(id);
         let text = self.tok.decode(&self.ids, true)?;
-        if text.ends_with('\u{FFFD}') || text.len() < self.printed {
+        // Hold back while the tail is incomplete UTF-8, or when a decoder is not prefix-stable
+        // and the text printed so far no longer ends on a character boundary.
+        let Some(new) = text
+            .get(self.printed..)
+            .filter(|_| !text.ends_with('\u{FFFD}'))
+            .map(str::to_string)
+        else {
             return Ok(String::new());
-        }
-        let new = text[self.printed..].to_string();
+        };
         self.printed = text.len();
         // Keep the context short: re-decoding from scratch costs O(n) per token.
         if self.ids.len() > 64 {
@@ -276,4 +432,108 @@ pub fn tokenizer_config_json() -> Value {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "chat_template": "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = message['role'] | capitalize + ': '+ message['content'] | trim + '<|eot_id|>' %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}"
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+"normalizer":null,"pre_tokenizer":null,"post_processor":null,"decoder":null,
+"model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,
+"end_of_word_suffix":null,"fuse_unk":false,"byte_fallback":false,"vocab":{"a":0,"b":1,"ab":2},
+"merges":["a b"]}}"#;
+
+    fn load(name: &str, text: &str) -> Result<Tokenizer> {
+        let dir = std::env::temp_dir().join(format!("rotor-tok-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("tokenizer.json"), text).unwrap();
+        let r = Tokenizer::from_dir(&dir).map(|t| t.expect("file exists"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        r
+    }
+
+    #[test]
+    fn a_minimal_tokenizer_loads_and_round_trips() {
+        let t = load("ok", MINIMAL).unwrap();
+        let ids = t.encode("ab", false).unwrap();
+        assert_eq!(ids, vec![2]);
+        assert_eq!(t.decode(&ids, true).unwrap(), "ab");
+    }
+
+    /// Regression (fuzz target model_dir, first crash): a syntax error inside the `decoder`
+    /// object made `tokenizers` 0.23 panic (`expect("Helper")`) instead of returning an error.
+    /// A download cut off inside the decoder does the same.
+    #[test]
+    fn a_syntax_error_inside_the_decoder_is_an_error() {
+        for (name, text) in [
+            (
+                "mutated",
+                MINIMAL.replace(
+                    r#""decoder":null"#,
+                    r#""decoder":{"type":"ByteLevel", lse, 1:2}"#,
+                ),
+            ),
+            (
+                "truncated",
+                format!(
+                    r#"{}"decoder":{{"type":"Byte"#,
+                    &MINIMAL[..MINIMAL.find(r#""decoder""#).unwrap()]
+                ),
+            ),
+        ] {
+            let e = load(name, &text).unwrap_err().to_string();
+            assert!(
+                e.contains("tokenizer.json") && e.contains("not valid JSON"),
+                "{e}"
+            );
+        }
+    }
+
+    /// Valid JSON that `tokenizers` 0.23 panics on (`expect("Precompiled")` when the charsmap
+    /// is missing): the panic becomes an error naming the file.
+    #[test]
+    fn a_panic_inside_tokenizers_is_an_error() {
+        let text = MINIMAL.replace(
+            r#""normalizer":null"#,
+            r#""normalizer":{"type":"Precompiled"}"#,
+        );
+        let e = load("precompiled", &text).unwrap_err().to_string();
+        assert!(
+            e.contains("tokenizer.json") && e.contains("the tokenizers library failed"),
+            "{e}"
+        );
+        // Other panics are still reported normally afterwards: the guard is not left on.
+        assert!(!GUARDED.with(|g| g.get()));
+    }
+
+    #[test]
+    fn non_utf8_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("rotor-tok-{}-bin", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("tokenizer.json"), b"{\"a\": \"\xff\"}").unwrap();
+        let e = Tokenizer::from_dir(&dir).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(e.contains("not UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn token_id_lists() {
+        assert_eq!(parse_token_ids("1,2, 3 ").unwrap(), vec![1, 2, 3]);
+        assert_eq!(parse_token_ids("4294967295").unwrap(), vec![u32::MAX]);
+        for bad in [
+            "",
+            " ",
+            "1,",
+            ",1",
+            "1,,2",
+            "+1",
+            "0x10",
+            "1 2",
+            "4294967296",
+            "١",
+        ] {
+            assert!(parse_token_ids(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
 }

@@ -321,6 +321,124 @@ fn sharded_checkpoint_loads_like_the_single_file() {
     assert_eq!(logits_of(&s, &[3, 1, 4, 1, 5]), want);
 }
 
+/// `--model` naming nothing, or a file where a directory is expected, says exactly that — before
+/// any other complaint (a missing tokenizer, a missing config.json).
+#[test]
+fn model_path_errors_say_what_is_wrong() {
+    let t = TmpDir::new("paths");
+    let m = t.0.join("tiny");
+    synth(&m, "tiny", "packed", 2);
+    let missing = t.0.join("nonexistent");
+    let ms = missing.to_str().unwrap();
+    let no_dir = format!("--model {ms}: no such directory");
+    for args in [
+        vec!["generate", "--model", ms, "--prompt", "hi"],
+        vec!["generate", "--model", ms, "--tokens", "1,2"],
+        vec!["logits", "--model", ms, "--prompt", "hi"],
+        vec!["perplexity", "--model", ms, "--text", "x.txt"],
+        vec!["inspect", "--model", ms],
+        vec!["bench", "--model", ms],
+        vec!["export", "--model", ms, "--out", "x.gguf"],
+    ] {
+        fails(&args, &[&no_dir]);
+        let o = rotor(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !err.contains("tokenizer") && !err.contains("config.json:"),
+            "{args:?} blames something else:\n{err}"
+        );
+    }
+    // A file given where the model directory is expected: named, with the directory to pass.
+    let cfg = m.join("config.json");
+    let st = m.join("model.safetensors");
+    for f in [&cfg, &st] {
+        let fs = f.to_str().unwrap();
+        for args in [
+            vec!["generate", "--model", fs, "--prompt", "hi"],
+            vec!["logits", "--model", fs, "--tokens", "1"],
+            vec!["inspect", "--model", fs],
+        ] {
+            fails(
+                &args,
+                &[
+                    &format!("--model {fs} is a file, not a model directory"),
+                    &format!("pass the directory that holds it ({})", m.display()),
+                ],
+            );
+        }
+    }
+    // A directory that exists but holds no model: the missing file is named.
+    let empty = t.0.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    fails(
+        &[
+            "logits",
+            "--model",
+            empty.to_str().unwrap(),
+            "--tokens",
+            "1",
+        ],
+        &["config.json", "No such file"],
+    );
+    // A GGUF file has no tokenizer.json: --prompt says so and points to --tokens.
+    let g = t.0.join("tiny.gguf");
+    std::fs::copy(&st, &g).unwrap(); // not valid GGUF, but the tokenizer check comes first
+    fails(
+        &["generate", "--model", g.to_str().unwrap(), "--prompt", "hi"],
+        &["is a GGUF file", "--tokens"],
+    );
+}
+
+/// `--tokens` lists: every malformed entry is named (clap reports the error, exit status 2).
+#[test]
+fn token_lists_are_parsed_strictly() {
+    let t = TmpDir::new("tokens");
+    let m = t.0.join("tiny");
+    synth(&m, "tiny", "packed", 2);
+    let ms = m.to_str().unwrap();
+    for (list, needle) in [
+        ("1,,2", "entry 2 is empty"),
+        ("1,2,", "entry 3 is empty"),
+        ("1,x", "entry 2 `x` is not a token id"),
+        ("-1", "entry 1 `-1` is not a token id"),
+        ("4294967296", "larger than the largest token id 4294967295"),
+        ("", "no token ids given"),
+    ] {
+        let o = rotor(&["logits", "--model", ms, &format!("--tokens={list}")]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{list:?}: {err}");
+        assert!(
+            err.contains(needle) && !err.contains("panicked"),
+            "{list:?}: {err}"
+        );
+    }
+    // Spaces around ids are fine, and the result is the same as without.
+    let a = logits(&m, &[]);
+    let o = ok(&["logits", "--model", ms, "--tokens", "1, 5 ,9,300,7"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&o).unwrap()["logits"],
+        a["logits"]
+    );
+    // generate --max-tokens at the top of usize: bounded by the context, no overflow.
+    let g: Value = serde_json::from_str(&ok(&[
+        "generate",
+        "--model",
+        ms,
+        "--tokens",
+        "1,2",
+        "--max-tokens",
+        &usize::MAX.to_string(),
+        "--temperature",
+        "0",
+        "--json",
+    ]))
+    .unwrap();
+    // The context (512) holds the prompt and every generated token but the last, which is
+    // sampled without being fed back.
+    let n = g["generated_ids"].as_array().unwrap().len();
+    assert!(n <= 512 - 2 + 1, "{n} tokens, stop {}", g["stop"]);
+}
+
 #[test]
 fn bad_inputs_are_clear_errors() {
     let t = TmpDir::new("bad");
@@ -461,6 +579,25 @@ fn bad_inputs_are_clear_errors() {
         &["generate", "--model", gs, "--tokens", &long.join(",")],
         &["context"],
     );
+    // A tokenizer.json cut off inside its `decoder` object (tokenizers 0.23 panicked on this;
+    // found by the model_dir fuzz target).
+    let d = case("cuttok");
+    let tj = std::fs::read_to_string(d.join("tokenizer.json")).unwrap();
+    let cut = tj
+        .find("\"decoder\"")
+        .expect("synth tokenizer has a decoder")
+        + 20;
+    std::fs::write(d.join("tokenizer.json"), &tj[..cut]).unwrap();
+    fails(
+        &[
+            "generate",
+            "--model",
+            d.to_str().unwrap(),
+            "--prompt",
+            "hello",
+        ],
+        &["tokenizer.json", "not valid JSON", "EOF"],
+    );
     let d = case("notok");
     std::fs::remove_file(d.join("tokenizer.json")).unwrap();
     fails(
@@ -493,7 +630,7 @@ fn bad_inputs_are_clear_errors() {
     }
     fails(
         &["logits", "--model", "/nonexistent/model", "--tokens", "1"],
-        &["not a directory"],
+        &["--model /nonexistent/model: no such directory"],
     );
     fails(
         &[

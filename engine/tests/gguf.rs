@@ -206,6 +206,7 @@ fn export(model: &Path, out: &Path, w: TernaryType, head: HeadType) -> rotor::gg
             weights: w,
             head,
             threads: Some(2),
+            ..Default::default()
         },
     )
     .unwrap_or_else(|e| panic!("export {w:?}/{head:?}: {e}"))
@@ -1280,6 +1281,7 @@ fn model_level_errors() {
                 weights: w,
                 head: HeadType::F16,
                 threads: Some(1),
+                ..Default::default()
             },
         )
         .unwrap_err()
@@ -1388,4 +1390,377 @@ fn cli_export_and_run_a_gguf() {
         !err.contains("panicked") && err.contains("not a valid GGUF file"),
         "{err}"
     );
+}
+
+// ---- I2_S byte orders (FORMAT.md §8.3) ------------------------------------------------------
+
+/// bitnet.cpp's ARM `quantize_i2_s` branch for a ternary tensor, written literally from its
+/// loop: blocks of 64 over the flattened tensor, weight j of block i into byte `i·16 + j mod 16`
+/// shifted left by `6 − 2·(j div 16)`, the f32 scale at byte n/4, n/4 + 32 bytes in all.
+fn ref_i2s_arm(t: &[i8], scale: f32) -> Vec<u8> {
+    let n = t.len();
+    let q: Vec<u8> = t.iter().map(|&v| (v + 1) as u8).collect();
+    let mut out = vec![0u8; n / 4 + 32];
+    for i in 0..n / 64 {
+        for j in 0..64 {
+            out[i * 16 + j % 16] |= q[i * 64 + j] << (6 - 2 * (j / 16));
+        }
+    }
+    out[n / 4..n / 4 + 4].copy_from_slice(&scale.to_le_bytes());
+    out
+}
+
+/// bitnet.cpp's x86 `quantize_i2_s` without `ACT_PARALLEL` ("1x4"), literally: for each group
+/// of four rows and each column, one byte `q0<<6 | q1<<4 | q2<<2 | q3` at `group·cols + col`.
+fn ref_i2s_1x4(t: &[i8], rows: usize, cols: usize, scale: f32) -> Vec<u8> {
+    let n = rows * cols;
+    let q = |r: usize, c: usize| (t[r * cols + c] + 1) as u8;
+    let mut out = vec![0u8; n / 4 + 32];
+    for g in 0..rows / 4 {
+        for c in 0..cols {
+            out[g * cols + c] =
+                q(4 * g, c) << 6 | q(4 * g + 1, c) << 4 | q(4 * g + 2, c) << 2 | q(4 * g + 3, c);
+        }
+    }
+    out[n / 4..n / 4 + 4].copy_from_slice(&scale.to_le_bytes());
+    out
+}
+
+#[test]
+fn i2s_orders_match_the_reference_loops() {
+    let mut rng = Rng::new(33);
+    for (rows, cols) in [(4, 128), (8, 256), (12, 64), (64, 192)] {
+        let codes = random_codes(&mut rng, rows * cols);
+        let t: Vec<i8> = codes.iter().map(|&c| c as i8 - 1).collect();
+        for order in i2s::Order::ALL {
+            if order.check(rows, cols).is_err() {
+                continue;
+            }
+            let mut out = vec![0u8; i2s::nbytes(codes.len())];
+            i2s::encode_ordered(&codes, rows, cols, 0.75, order, &mut out);
+            let want = match order {
+                i2s::Order::X86 => ref_quantize_to_i2_s(&t, 0.75),
+                i2s::Order::Arm => ref_i2s_arm(&t, 0.75),
+                i2s::Order::OneByFour => ref_i2s_1x4(&t, rows, cols, 0.75),
+            };
+            assert_eq!(
+                out, want,
+                "{order:?} {rows}x{cols}: bytes differ from bitnet.cpp's loop"
+            );
+            let mut back = vec![9u8; codes.len()];
+            i2s::decode_ordered(&out, rows, cols, order, &mut back);
+            assert_eq!(back, codes, "{order:?} {rows}x{cols}: round trip");
+        }
+    }
+    // The shapes each order refuses, with the reason.
+    assert!(i2s::Order::X86.check(1, 64).unwrap_err().contains("128"));
+    assert!(i2s::Order::Arm.check(1, 32).unwrap_err().contains("64"));
+    assert!(
+        i2s::Order::OneByFour
+            .check(6, 128)
+            .unwrap_err()
+            .contains("6 rows")
+    );
+    assert_eq!(i2s::Order::parse("ARM").unwrap(), i2s::Order::Arm);
+    assert!(i2s::Order::parse("neon").unwrap_err().contains("x86"));
+}
+
+#[test]
+fn i2s_byte_orders_decode_to_the_same_logits() {
+    let t = TmpDir::new("i2s-orders");
+    let dir = t.0.join("m");
+    make_model(&dir, 21, Variant::Packed);
+    let st = load(&dir);
+    let want = logits(&st);
+    let load_as = |p: &Path, order: i2s::Order| -> Model {
+        rotor::gguf::load_model_with(
+            p,
+            &opts(),
+            &rotor::gguf::GgufOptions {
+                i2s_order: order,
+                progress: false,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{} as {order:?}: {e}", p.display()))
+    };
+    for order in i2s::Order::ALL {
+        let out = t.0.join(format!("m-{}.gguf", order.name()));
+        rotor::gguf::export(
+            &dir,
+            &out,
+            &ExportOptions {
+                weights: TernaryType::I2S,
+                head: HeadType::Bf16,
+                threads: Some(2),
+                i2s_order: order,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        // The bytes of one projection are what bitnet.cpp's quantizer for that order writes.
+        let f = GgufFile::open(&out).unwrap();
+        let ti = f.require("blk.1.ffn_down.weight").unwrap();
+        let lin = st.layers[1].linears()[6];
+        let dense = lin.weight.to_dense();
+        let scale = scale_of(lin.scale);
+        let want_bytes = match order {
+            i2s::Order::X86 => ref_quantize_to_i2_s(dense.data(), scale),
+            i2s::Order::Arm => ref_i2s_arm(dense.data(), scale),
+            i2s::Order::OneByFour => ref_i2s_1x4(dense.data(), H, INTER, scale),
+        };
+        assert_eq!(f.data(ti), &want_bytes[..], "{order:?}: ffn_down bytes");
+        // Read in its own order: the original model, bit for bit.
+        let g = load_as(&out, order);
+        assert_eq!(same_weights(&st, &g), 0.0);
+        let got = logits(&g);
+        let d = max_diff(&want, &got);
+        println!("I2_S {order:?} read as {order:?}: max |Δlogit| = {d:.3e}");
+        assert_eq!(d, BF16_HEAD_TOL, "{order:?}");
+        // Read in any other order: it loads (nothing in the file can tell) and the logits are
+        // wrong — the failure mode FORMAT.md §8.3 warns about.
+        for other in i2s::Order::ALL {
+            if other == order {
+                continue;
+            }
+            let wrong = logits(&load_as(&out, other));
+            let d = max_diff(&want, &wrong);
+            println!("I2_S {order:?} read as {other:?}: max |Δlogit| = {d:.3e}");
+            assert!(
+                d > 0.1,
+                "{order:?} read as {other:?} should give other logits ({d})"
+            );
+        }
+    }
+    // Through the command line: --i2s-order on inspect and logits, and the warning.
+    let arm = t.0.join("m-arm.gguf");
+    let arm_s = arm.to_str().unwrap();
+    let o = rotor(&["inspect", "--model", arm_s]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "I2_S byte order: the file does not record it",
+        "Reading as `x86`",
+        "--i2s-order arm",
+        "orders this file's tensor shapes allow: x86, arm, 1x4",
+    ] {
+        assert!(text.contains(needle), "inspect lacks `{needle}`:\n{text}");
+    }
+    let o = rotor(&["inspect", "--model", arm_s, "--json", "--i2s-order", "arm"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["i2s"]["order"], "arm");
+    assert_eq!(v["i2s"]["order_source"], "--i2s-order");
+    assert_eq!(v["i2s"]["tensors"], 7 * LAYERS);
+    let toks = "768,5,9,300";
+    let cli = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["logits", "--model", arm_s, "--tokens", toks];
+        args.extend_from_slice(extra);
+        let o = rotor(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["logits"].clone()
+    };
+    let d = dir.to_str().unwrap();
+    let o = rotor(&["logits", "--model", d, "--tokens", toks]);
+    let st_logits =
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["logits"].clone();
+    assert_eq!(cli(&["--i2s-order", "arm"]), st_logits);
+    assert_ne!(cli(&[]), st_logits);
+    let o = rotor(&[
+        "logits",
+        "--model",
+        arm_s,
+        "--tokens",
+        "1",
+        "--i2s-order",
+        "mips",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("expected x86"));
+}
+
+#[test]
+fn inspect_reads_a_gguf() {
+    let t = TmpDir::new("inspect");
+    let dir = t.0.join("m");
+    make_model(&dir, 23, Variant::Packed);
+    let out = t.0.join("m.gguf");
+    export(&dir, &out, TernaryType::Tq2_0, HeadType::Q8_0);
+    let o = rotor(&["inspect", "--model", out.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["format"], "gguf");
+    assert_eq!(v["version"], 3);
+    assert_eq!(v["config"]["hidden_size"], H);
+    assert_eq!(v["config"]["num_layers"], LAYERS);
+    assert!(v["i2s"].is_null(), "no I2_S tensors, no note");
+    let tensors = v["tensors"].as_array().unwrap();
+    assert_eq!(v["tensor_count"], tensors.len());
+    assert_eq!(tensors.len(), 11 * LAYERS + 2);
+    let find = |n: &str| tensors.iter().find(|t| t["name"] == n).unwrap().clone();
+    let q = find("blk.0.attn_q.weight");
+    assert_eq!(q["type"], "TQ2_0");
+    assert_eq!(q["type_id"], 35);
+    assert_eq!(q["dims"], json!([H, H]));
+    assert_eq!(q["bytes"], H * H / 256 * 66);
+    let e = find("token_embd.weight");
+    assert_eq!(e["type"], "Q8_0");
+    assert_eq!(e["bytes"], VOCAB * H / 32 * 34);
+    // Metadata, with the long arrays summarised.
+    let meta = v["metadata"].as_array().unwrap();
+    let key = |k: &str| meta.iter().find(|m| m["key"] == k).unwrap().clone();
+    assert_eq!(key("general.architecture")["value"], "bitnet");
+    assert_eq!(key("bitnet.embedding_length")["value"], H);
+    assert_eq!(key("tokenizer.ggml.tokens")["value"]["len"], VOCAB);
+    // Bytes per layout, as for a safetensors directory.
+    let st = rotor(&["inspect", "--model", dir.to_str().unwrap(), "--json"]);
+    let sv: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(v["layouts"], sv["layouts"]);
+    assert_eq!(v["ternary_weights"], sv["ternary_weights"]);
+    // The table form names the GGML types.
+    let o = rotor(&["inspect", "--model", out.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    for needle in [
+        "GGUF v3",
+        "TQ2_0",
+        "Q8_0",
+        "F32",
+        "bitnet.block_count",
+        "rotor-pn",
+    ] {
+        assert!(text.contains(needle), "inspect lacks `{needle}`:\n{text}");
+    }
+    // A valid GGUF that is not a BitNet model is shown, with the reason it would not load.
+    let other = t.0.join("other.gguf");
+    let mut kvs = vec![(
+        "general.architecture".to_string(),
+        Value::String("llama".into()),
+    )];
+    kvs.push(("general.name".to_string(), Value::String("x".into())));
+    let spec = vec![TensorSpec {
+        name: "a".into(),
+        dims: vec![32],
+        ty: GgmlType::F32,
+    }];
+    let mut f = std::fs::File::create(&other).unwrap();
+    rotor::gguf::write_gguf(&mut f, &other, &kvs, &spec, 32, |_| Ok(vec![0u8; 128])).unwrap();
+    drop(f);
+    let o = rotor(&["inspect", "--model", other.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        text.contains("not loadable as a BitNet b1.58 model") && text.contains("llama"),
+        "{text}"
+    );
+    // A truncated one is an error.
+    let bytes = std::fs::read(&out).unwrap();
+    std::fs::write(&other, &bytes[..200]).unwrap();
+    let o = rotor(&["inspect", "--model", other.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a valid GGUF file"));
+}
+
+/// A GGUF header whose metadata entries are u8 arrays of the given lengths.
+fn u8_arrays(lens: &[u64]) -> Vec<u8> {
+    let mut b = b"GGUF".to_vec();
+    b.extend_from_slice(&3u32.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes());
+    b.extend_from_slice(&(lens.len() as u64).to_le_bytes());
+    for (i, &n) in lens.iter().enumerate() {
+        let key = format!("big.{i}");
+        b.extend_from_slice(&(key.len() as u64).to_le_bytes());
+        b.extend_from_slice(key.as_bytes());
+        b.extend_from_slice(&9u32.to_le_bytes()); // array
+        b.extend_from_slice(&0u32.to_le_bytes()); // of u8
+        b.extend_from_slice(&n.to_le_bytes());
+        b.resize(b.len() + n as usize, 7);
+    }
+    b
+}
+
+/// One byte of file must not become 32 bytes of decoded values without bound: the metadata's
+/// arrays hold at most 2^24 elements in all (a real tokenizer needs ~540 000). The check comes
+/// before the array is allocated.
+#[test]
+fn metadata_arrays_have_an_element_budget() {
+    let max = rotor::gguf::read::MAX_ARRAY_ELEMENTS;
+    let f = GgufFile::from_bytes(Path::new("ok.gguf"), u8_arrays(&[1000, 24])).unwrap();
+    assert_eq!(f.get("big.1").unwrap().as_array().unwrap().len(), 24);
+    for lens in [vec![max + 1], vec![10, max - 5]] {
+        let e = parse_err(u8_arrays(&lens));
+        println!("{lens:?}: {e}");
+        let last = format!("big.{}", lens.len() - 1);
+        assert!(
+            e.contains("array elements in all") && e.contains(&last),
+            "{e}"
+        );
+    }
+}
+
+/// GGUF header bytes: `n_tensors` = 0 and the given raw metadata entries.
+fn raw_header(entries: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = b"GGUF".to_vec();
+    b.extend_from_slice(&3u32.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes());
+    b.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    for e in entries {
+        b.extend_from_slice(e);
+    }
+    b
+}
+
+/// One metadata entry: key, value type, value bytes.
+fn entry(key: &str, ty: u32, value: &[u8]) -> Vec<u8> {
+    let mut b = (key.len() as u64).to_le_bytes().to_vec();
+    b.extend_from_slice(key.as_bytes());
+    b.extend_from_slice(&ty.to_le_bytes());
+    b.extend_from_slice(value);
+    b
+}
+
+#[test]
+fn hostile_header_fields_are_refused_before_allocating() {
+    // A key claiming 2^63 bytes.
+    let mut e = (1u64 << 63).to_le_bytes().to_vec();
+    e.extend_from_slice(b"key");
+    e.extend_from_slice(&[0; 32]); // enough bytes left for one entry, far from 2^63
+    let msg = parse_err(raw_header(&[e]));
+    assert!(msg.contains("claims 9223372036854775808 bytes"), "{msg}");
+    // A string value claiming 2^62 bytes.
+    let mut v = (1u64 << 62).to_le_bytes().to_vec();
+    v.extend_from_slice(b"abc");
+    let msg = parse_err(raw_header(&[entry("general.name", 8, &v)]));
+    assert!(
+        msg.contains("general.name") && msg.contains("claims"),
+        "{msg}"
+    );
+    // An array claiming 2^62 u32 elements.
+    let mut v = 4u32.to_le_bytes().to_vec();
+    v.extend_from_slice(&(1u64 << 62).to_le_bytes());
+    let msg = parse_err(raw_header(&[entry("a", 9, &v)]));
+    assert!(msg.contains("claims 4611686018427387904 elements"), "{msg}");
+    // Arrays nested nine deep.
+    let mut v = vec![];
+    for _ in 0..9 {
+        v.extend_from_slice(&9u32.to_le_bytes());
+        v.extend_from_slice(&1u64.to_le_bytes());
+    }
+    v.extend_from_slice(&0u32.to_le_bytes());
+    v.extend_from_slice(&0u64.to_le_bytes());
+    let msg = parse_err(raw_header(&[entry("deep", 9, &v)]));
+    assert!(msg.contains("nests arrays more than 8 deep"), "{msg}");
+    // A duplicate key; an alignment that is not a power of two; a bool that is not 0 or 1.
+    let one = 1u32.to_le_bytes();
+    let msg = parse_err(raw_header(&[entry("k", 4, &one), entry("k", 4, &one)]));
+    assert!(msg.contains("`k` appears twice"), "{msg}");
+    let msg = parse_err(raw_header(&[entry(
+        "general.alignment",
+        4,
+        &3u32.to_le_bytes(),
+    )]));
+    assert!(msg.contains("not a power of two"), "{msg}");
+    let msg = parse_err(raw_header(&[entry("b", 7, &[2])]));
+    assert!(msg.contains("bool with byte value 2"), "{msg}");
+    // A valid header with the same shapes parses.
+    assert!(GgufFile::from_bytes(Path::new("ok"), raw_header(&[entry("k", 4, &one)])).is_ok());
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install llama.cpp's Python binding (llama-cpp-python, from PyPI) into a cached venv, or reuse it.
 #
-# pip compiles the llama.cpp sources vendored in the sdist (~12 minutes on 2 cores), so the venv
+# pip compiles the llama.cpp sources vendored in the sdist (13 min 40 s for a fresh venv on this
+# project's shared 2-core machine under `nice -n 19`, 798 s of it the compile), so the venv
 # is kept outside the repository and outside `target/` (a `cargo clean` must not cost a rebuild):
 #   ROTOR_PEERS_VENV          venv directory  (default ~/.cache/rotor/peers-venv)
 #   LLAMA_CPP_PYTHON_VERSION  pinned version  (default below)
@@ -22,13 +23,16 @@ stamp="$VENV/rotor-peers-stamp"
 info="$VENV/rotor-peers-build.json"
 
 # The sdist of the pinned version, downloaded once into $VENV/sdist (no build).
+# `--no-binary llama-cpp-python` names the one package that must come as source: pip still
+# prepares the sdist's metadata in an isolated build environment, and with `--no-binary :all:`
+# that environment's own packages (scikit-build-core, hatchling, setuptools, cmake) would be
+# compiled from source too, which takes longer than llama.cpp itself (and a fresh venv has no
+# scikit-build-core for `--no-build-isolation`). Wheels for the build tools are what we want.
 fetch_sdist() {
     mkdir -p "$VENV/sdist"
     if ! ls "$VENV"/sdist/llama_cpp_python-"$VERSION".tar.gz >/dev/null 2>&1; then
-        "$VENV/bin/python" -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation \
-            "llama-cpp-python==$VERSION" -d "$VENV/sdist" >&2 ||
-            "$VENV/bin/python" -m pip download --quiet --no-deps --no-binary :all: \
-                "llama-cpp-python==$VERSION" -d "$VENV/sdist" >&2
+        "$VENV/bin/python" -m pip download --quiet --no-deps --no-binary llama-cpp-python \
+            "llama-cpp-python==$VERSION" -d "$VENV/sdist" >&2
     fi
     ls "$VENV"/sdist/llama_cpp_python-"$VERSION".tar.gz
 }
@@ -50,8 +54,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c '
     echo "setup-llama: reusing $VENV (llama-cpp-python $VERSION)" >&2
     if ! grep -q llama_cpp_commit "$info" 2>/dev/null; then
         secs=$("$VENV/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1])).get("build_seconds", "null"))' "$info" 2>/dev/null || echo null)
-        # Only from a kept sdist: downloading one now would build its build backend from
-        # source (pip's --no-binary applies to the whole build environment).
+        # Only from a kept sdist: the commit is informational and not worth a download.
         sd=$(ls "$VENV"/sdist/llama_cpp_python-"$VERSION".tar.gz 2>/dev/null || true)
         write_info "$secs" "$(if [ -n "$sd" ]; then vendored_commit "$sd"; else echo unknown; fi)"
     fi
@@ -59,7 +62,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c '
     exit 0
 fi
 
-echo "setup-llama: building llama-cpp-python $VERSION into $VENV (compiles llama.cpp; ~12 min on 2 cores)" >&2
+echo "setup-llama: building llama-cpp-python $VERSION into $VENV (compiles llama.cpp; ~14 min on 2 cores)" >&2
 rm -rf "$VENV"
 mkdir -p "$(dirname "$VENV")"
 python3 -m venv "$VENV"

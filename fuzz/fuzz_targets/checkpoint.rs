@@ -16,6 +16,9 @@ fuzz_target!(|data: &[u8]| {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("config.json"), CONFIG).unwrap();
     std::fs::write(dir.join("model.safetensors"), data).unwrap();
-    let opts = LoadOptions { threads: Some(1), ..Default::default() };
+    let opts = LoadOptions {
+        threads: Some(1),
+        ..Default::default()
+    };
     let _ = Model::load(&dir, &opts);
 });

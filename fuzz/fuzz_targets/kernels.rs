@@ -20,7 +20,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let byte = |i: usize| body[i % body.len()];
     let t = Ternary::from_fn(rows, cols, |r, c| (byte(r * cols + c) % 3) as i8 - 1);
-    let xs: Vec<i8> = (0..batch * cols).map(|i| byte(rows * cols + i) as i8).collect();
+    let xs: Vec<i8> = (0..batch * cols)
+        .map(|i| byte(rows * cols + i) as i8)
+        .collect();
     let x = ActBuf::from_rows(&xs, batch, cols);
     let want = t.gemm_oracle(&x.view());
     let packed = (rows % 4 == 0).then(|| t.to_hf_packed());

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use rotor::Kernel;
 use rotor::generate::{GenerateOptions, Stop, generate};
+use rotor::gguf::quants::i2s;
 use rotor::model::{Config, KvCache, LoadOptions, Logits, Model, State, VerifyCtx};
 use rotor::perplexity::{PplOptions, perplexity};
 use rotor::sample::SamplerConfig;
@@ -77,6 +78,10 @@ struct ExportArgs {
     /// Ternary weight type: tq2_0, tq1_0 (llama.cpp), i2_s (bitnet.cpp's fork only).
     #[arg(long = "type", default_value = "tq2_0")]
     weight_type: String,
+    /// I2_S byte order to write (and to read a .gguf source in): x86 (bitnet.cpp's default x86
+    /// build), arm (its ARM build), 1x4 (x86 without ACT_PARALLEL). See docs/FORMAT.md §8.3.
+    #[arg(long, default_value = "x86", value_name = "ORDER")]
+    i2s_order: String,
     /// Embedding / output head type: f16, bf16 (exact), q8_0, q6_k (lossy).
     #[arg(long, default_value = "f16")]
     head: String,
@@ -101,9 +106,9 @@ struct FaultsArgs {
     count: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Token ids to run (default: 16 fixed pseudo-random ids).
-    #[arg(long, value_delimiter = ',')]
-    tokens: Vec<u32>,
+    /// Token ids to run, comma-separated (default: 16 fixed pseudo-random ids).
+    #[arg(long, value_parser = token_list)]
+    tokens: Option<TokenList>,
     #[arg(long, default_value = "rotor")]
     layout: String,
     #[arg(long)]
@@ -166,6 +171,108 @@ struct ModelArgs {
     /// (unquantized activations, a slow scalar reference path).
     #[arg(long, default_value = "int8", value_name = "PRECISION")]
     acts: String,
+    /// Byte order of I2_S tensors in a .gguf model: x86 (the default, bitnet.cpp's x86 build and
+    /// Microsoft's converter), arm (bitnet.cpp's ARM build), 1x4 (x86 built without
+    /// ACT_PARALLEL). The file cannot say which; see docs/FORMAT.md §8.3.
+    #[arg(long, value_name = "ORDER")]
+    i2s_order: Option<String>,
+}
+
+/// A `--tokens` list, parsed by [`rotor::tokenizer::parse_token_ids`].
+#[derive(Clone, Debug)]
+struct TokenList(Vec<u32>);
+
+fn token_list(s: &str) -> std::result::Result<TokenList, String> {
+    rotor::tokenizer::parse_token_ids(s)
+        .map(TokenList)
+        .map_err(|e| e.to_string())
+}
+
+/// What `--model` names, checked before anything is read: a missing path, or a file that is
+/// not a `.gguf`, is an error that says exactly that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ModelPath {
+    Dir,
+    Gguf,
+}
+
+fn model_path(p: &Path) -> Result<ModelPath> {
+    let meta = match std::fs::metadata(p) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+            {
+                bail!("--model {}: no such file", p.display())
+            }
+            bail!(
+                "--model {}: no such directory (a model directory holds config.json and model.safetensors; a .gguf file also works)",
+                p.display()
+            )
+        }
+        Err(e) => bail!("--model {}: {e}", p.display()),
+    };
+    if meta.is_dir() {
+        return Ok(if rotor::gguf::gguf_path(p).is_some() {
+            ModelPath::Gguf
+        } else {
+            ModelPath::Dir
+        });
+    }
+    if rotor::gguf::gguf_path(p).is_some() {
+        return Ok(ModelPath::Gguf);
+    }
+    let hint = match p.extension().and_then(|e| e.to_str()) {
+        Some("safetensors") | Some("json") => format!(
+            ": pass the directory that holds it ({})",
+            p.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .display()
+        ),
+        _ => String::new(),
+    };
+    bail!(
+        "--model {} is a file, not a model directory (nor a .gguf file){hint}",
+        p.display()
+    )
+}
+
+fn parse_i2s_order(s: Option<&str>) -> Result<i2s::Order> {
+    s.map_or(Ok(i2s::Order::default()), |s| {
+        i2s::Order::parse(s).map_err(anyhow::Error::msg)
+    })
+}
+
+/// The tokenizer of `--model`: `tokenizer.json` of a model directory. A GGUF file's tokenizer
+/// metadata is not turned into a tokenizer, so text input needs a directory.
+fn tokenizer_of(model: &Path) -> Result<Option<Tokenizer>> {
+    match model_path(model)? {
+        ModelPath::Dir => Ok(Tokenizer::from_dir(model)?),
+        ModelPath::Gguf if model.is_dir() => Ok(Tokenizer::from_dir(model)?),
+        ModelPath::Gguf => Ok(None),
+    }
+}
+
+/// The error for text input without a tokenizer. `flag` is the text option the user gave
+/// (`--prompt`), for which `--tokens` is the alternative; `None` when there is none (perplexity).
+fn no_tokenizer(model: &Path, flag: Option<&str>) -> anyhow::Error {
+    let what = if model.is_file() {
+        format!(
+            "{} is a GGUF file and rotor reads no tokenizer from GGUF metadata",
+            model.display()
+        )
+    } else {
+        format!("{} has no tokenizer.json", model.display())
+    };
+    match flag {
+        Some(flag) => anyhow::anyhow!(
+            "{what}: pass token ids with --tokens instead of {flag}, or use a model directory with tokenizer.json"
+        ),
+        None => anyhow::anyhow!(
+            "{what}, and tokenizing the text needs one: use a model directory with tokenizer.json (a .gguf file in it is loaded as the model)"
+        ),
+    }
 }
 
 impl ModelArgs {
@@ -192,9 +299,11 @@ impl ModelArgs {
             }
             _ => LayoutKind::parse(&self.layout)?,
         };
-        if !self.model.is_dir() && rotor::gguf::gguf_path(&self.model).is_none() {
+        let kind = model_path(&self.model)?;
+        let i2s_order = parse_i2s_order(self.i2s_order.as_deref())?;
+        if kind == ModelPath::Dir && self.i2s_order.is_some() {
             bail!(
-                "--model {}: not a directory (nor a .gguf file)",
+                "--i2s-order applies to GGUF files with I2_S tensors; {} is a safetensors checkpoint",
                 self.model.display()
             );
         }
@@ -209,17 +318,50 @@ impl ModelArgs {
         if opts.acts == rotor::quant::ActPrecision::F32 && opts.checksums {
             bail!("--verify checks integer products; it cannot be combined with --acts f32");
         }
-        Model::load(&self.model, &opts).with_context(|| format!("loading {}", self.model.display()))
+        let show = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let m = match kind {
+            ModelPath::Gguf => {
+                let path = rotor::gguf::gguf_path(&self.model).expect("checked by model_path");
+                rotor::gguf::load_model_with(
+                    &path,
+                    &opts,
+                    &rotor::gguf::GgufOptions {
+                        i2s_order,
+                        progress: show,
+                    },
+                )
+            }
+            ModelPath::Dir => {
+                // The conversion is one parallel pass inside the library: a spinner with the
+                // elapsed time shows that it is running.
+                let spin = rotor::progress::spinner(
+                    show,
+                    format!(
+                        "loading {} into {}",
+                        self.model.display(),
+                        opts.layout.name()
+                    ),
+                );
+                let m = Model::load(&self.model, &opts);
+                spin.finish_and_clear();
+                m
+            }
+        };
+        m.with_context(|| format!("loading {}", self.model.display()))
     }
 }
 
 #[derive(Args)]
 struct InspectArgs {
+    /// Model directory or .gguf file.
     #[arg(long)]
     model: PathBuf,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Byte order to check I2_S tensors against (see `rotor logits --help`).
+    #[arg(long, value_name = "ORDER")]
+    i2s_order: Option<String>,
 }
 
 #[derive(Args)]
@@ -227,8 +369,8 @@ struct LogitsArgs {
     #[command(flatten)]
     m: ModelArgs,
     /// Comma-separated token ids, e.g. 128000,9906,1917.
-    #[arg(long, value_delimiter = ',', required_unless_present = "prompt")]
-    tokens: Vec<u32>,
+    #[arg(long, value_parser = token_list, required_unless_present = "prompt")]
+    tokens: Option<TokenList>,
     /// Text to tokenize instead of --tokens (needs tokenizer.json).
     #[arg(long, conflicts_with = "tokens")]
     prompt: Option<String>,
@@ -242,8 +384,8 @@ struct GenerateArgs {
     #[arg(long, required_unless_present = "tokens")]
     prompt: Option<String>,
     /// Prompt as comma-separated token ids (works without a tokenizer).
-    #[arg(long, value_delimiter = ',', conflicts_with = "prompt")]
-    tokens: Vec<u32>,
+    #[arg(long, value_parser = token_list, conflicts_with = "prompt")]
+    tokens: Option<TokenList>,
     #[arg(long, default_value_t = 128)]
     max_tokens: usize,
     /// 0 = greedy.
@@ -358,14 +500,10 @@ fn cmd_synth(a: SynthArgs) -> Result<()> {
     Ok(())
 }
 
-fn cmd_inspect(a: InspectArgs) -> Result<()> {
-    let config = Config::from_dir(&a.model)?;
-    let stdout = std::io::stdout();
-    let mut w = stdout.lock();
-    let ck = rotor::model::Checkpoint::open(&a.model)?;
-    let tensors: Vec<_> = ck.tensors().collect();
+/// Bytes of the ternary weights in every layout, for a config's projection shapes.
+fn layout_bytes(config: &Config) -> (usize, serde_json::Map<String, serde_json::Value>) {
     let mut layouts = serde_json::Map::new();
-    let shapes = projection_shapes(&config);
+    let shapes = projection_shapes(config);
     let weights: usize = shapes.iter().map(|(r, c)| r * c).sum();
     for k in LayoutKind::all() {
         let bytes: usize = shapes.iter().map(|&(r, c)| k.storage_bytes(r, c)).sum();
@@ -374,33 +512,22 @@ fn cmd_inspect(a: InspectArgs) -> Result<()> {
             json!({"bytes": bytes, "bits_per_weight": bytes as f64 * 8.0 / weights as f64}),
         );
     }
-    let has_lm_head = ck.contains("lm_head.weight");
-    if a.json {
-        let t: Vec<_> = tensors
-            .iter()
-            .map(|t| json!({"name": t.name, "dtype": format!("{:?}", t.dtype), "shape": t.shape}))
-            .collect();
-        let out = json!({
-            "config": {
-                "vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
-                "intermediate_size": config.intermediate_size, "num_layers": config.num_layers,
-                "num_heads": config.num_heads, "num_kv_heads": config.num_kv_heads,
-                "head_dim": config.head_dim, "max_position_embeddings": config.max_position_embeddings,
-                "rms_norm_eps": config.rms_norm_eps, "rope_theta": config.rope_theta,
-                "tie_word_embeddings": config.tie_word_embeddings,
-                "quant": format!("{:?}", config.quant),
-            },
-            "tensor_count": tensors.len(),
-            "has_lm_head": has_lm_head,
-            "file_bytes": ck.file_bytes(),
-            "ternary_weights": weights,
-            "tensors": t,
-            "layouts": layouts,
-        });
-        writeln!(w, "{}", serde_json::to_string_pretty(&out)?)?;
-        return Ok(());
-    }
-    writeln!(w, "{}", a.model.display())?;
+    (weights, layouts)
+}
+
+fn config_json(config: &Config) -> serde_json::Value {
+    json!({
+        "vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
+        "intermediate_size": config.intermediate_size, "num_layers": config.num_layers,
+        "num_heads": config.num_heads, "num_kv_heads": config.num_kv_heads,
+        "head_dim": config.head_dim, "max_position_embeddings": config.max_position_embeddings,
+        "rms_norm_eps": config.rms_norm_eps, "rope_theta": config.rope_theta,
+        "tie_word_embeddings": config.tie_word_embeddings,
+        "quant": format!("{:?}", config.quant),
+    })
+}
+
+fn write_config_lines(w: &mut impl Write, config: &Config) -> std::io::Result<()> {
     writeln!(
         w,
         "  bitnet: {} layers, hidden {}, ffn {}, heads {} (kv {}, head_dim {}), vocab {}, ctx {}",
@@ -412,7 +539,64 @@ fn cmd_inspect(a: InspectArgs) -> Result<()> {
         config.head_dim,
         config.vocab_size,
         config.max_position_embeddings
-    )?;
+    )
+}
+
+fn write_layout_lines(
+    w: &mut impl Write,
+    layouts: &serde_json::Map<String, serde_json::Value>,
+) -> std::io::Result<()> {
+    writeln!(w, "\n  ternary weight bytes per layout:")?;
+    for (name, v) in layouts {
+        writeln!(
+            w,
+            "    {:<14} {:>14} bytes  {:.3} bits/weight",
+            name,
+            v["bytes"],
+            v["bits_per_weight"].as_f64().unwrap_or(0.0)
+        )?;
+    }
+    Ok(())
+}
+
+fn cmd_inspect(a: InspectArgs) -> Result<()> {
+    if model_path(&a.model)? == ModelPath::Gguf {
+        let path = rotor::gguf::gguf_path(&a.model).expect("checked by model_path");
+        return inspect_gguf(&path, &a);
+    }
+    if a.i2s_order.is_some() {
+        bail!(
+            "--i2s-order applies to GGUF files with I2_S tensors; {} is a safetensors checkpoint",
+            a.model.display()
+        );
+    }
+    let config = Config::from_dir(&a.model)?;
+    let stdout = std::io::stdout();
+    let mut w = stdout.lock();
+    let ck = rotor::model::Checkpoint::open(&a.model)?;
+    let tensors: Vec<_> = ck.tensors().collect();
+    let (weights, layouts) = layout_bytes(&config);
+    let has_lm_head = ck.contains("lm_head.weight");
+    if a.json {
+        let t: Vec<_> = tensors
+            .iter()
+            .map(|t| json!({"name": t.name, "dtype": format!("{:?}", t.dtype), "shape": t.shape}))
+            .collect();
+        let out = json!({
+            "format": "safetensors",
+            "config": config_json(&config),
+            "tensor_count": tensors.len(),
+            "has_lm_head": has_lm_head,
+            "file_bytes": ck.file_bytes(),
+            "ternary_weights": weights,
+            "tensors": t,
+            "layouts": layouts,
+        });
+        writeln!(w, "{}", serde_json::to_string_pretty(&out)?)?;
+        return Ok(());
+    }
+    writeln!(w, "{}", a.model.display())?;
+    write_config_lines(&mut w, &config)?;
     writeln!(
         w,
         "  rope_theta {}, rms_norm_eps {:e}, quantization {:?}, tied head: {}{}",
@@ -443,15 +627,168 @@ fn cmd_inspect(a: InspectArgs) -> Result<()> {
             t.shape
         )?;
     }
-    writeln!(w, "\n  ternary weight bytes per layout:")?;
-    for (name, v) in &layouts {
+    write_layout_lines(&mut w, &layouts)?;
+    Ok(())
+}
+
+/// A metadata value as JSON: scalars as they are, short arrays element by element, long ones
+/// (the token list, merges) by element type and length.
+fn value_json(v: &rotor::gguf::Value) -> serde_json::Value {
+    use rotor::gguf::Value as V;
+    match v {
+        V::String(s) => json!(s),
+        V::Bool(b) => json!(b),
+        V::F32(x) => json!(x),
+        V::F64(x) => json!(x),
+        V::Array(t, items) if items.len() <= 16 => {
+            json!({"array": format!("{t:?}"), "len": items.len(), "values": items.iter().map(value_json).collect::<Vec<_>>()})
+        }
+        V::Array(t, items) => json!({"array": format!("{t:?}"), "len": items.len()}),
+        other => other.as_u64().map_or_else(
+            || json!(other.as_f64().unwrap_or(f64::NAN) as i64),
+            |u| json!(u),
+        ),
+    }
+}
+
+/// The I2_S byte-order caveat for a file (FORMAT.md §8.3), as one paragraph.
+fn i2s_note(order: i2s::Order, explicit: bool, compatible: &[&str]) -> String {
+    format!(
+        "I2_S byte order: the file does not record it. bitnet.cpp writes type 36 in three orders (x86: 128-weight/32-byte blocks; arm: 64/16; 1x4: four rows interleaved per byte, x86 builds without ACT_PARALLEL), every byte is valid in each, and a file read in the wrong order loads without error into wrong logits. Reading as `{}` ({}); orders this file's tensor shapes allow: {}. A file from bitnet.cpp's ARM build needs --i2s-order arm, from an x86 build without ACT_PARALLEL --i2s-order 1x4 (docs/FORMAT.md §8.3).",
+        order.name(),
+        if explicit {
+            "--i2s-order"
+        } else {
+            "the default: Microsoft's converter and x86 builds"
+        },
+        compatible.join(", ")
+    )
+}
+
+fn inspect_gguf(path: &Path, a: &InspectArgs) -> Result<()> {
+    let mut f = rotor::gguf::GgufFile::open(path)?;
+    let order = parse_i2s_order(a.i2s_order.as_deref())?;
+    f.set_i2s_order(order);
+    // The file may be a valid GGUF that is not a BitNet model: show it anyway, and say why it
+    // would not load.
+    let config = rotor::gguf::model::config(&f);
+    let i2s_tensors: Vec<_> = f
+        .tensors()
+        .iter()
+        .filter(|t| t.ty == rotor::gguf::GgmlType::I2_S)
+        .collect();
+    let compatible: Vec<&str> = i2s::Order::ALL
+        .iter()
+        .filter(|o| {
+            i2s_tensors
+                .iter()
+                .all(|t| o.check(t.rows(), t.ne0()).is_ok())
+        })
+        .map(|o| o.name())
+        .collect();
+    let note =
+        (!i2s_tensors.is_empty()).then(|| i2s_note(order, a.i2s_order.is_some(), &compatible));
+    let stdout = std::io::stdout();
+    let mut w = stdout.lock();
+    if a.json {
+        let meta: Vec<_> = f
+            .metadata()
+            .map(|(k, v)| json!({"key": k, "type": format!("{:?}", v.value_type()), "value": value_json(v)}))
+            .collect();
+        let t: Vec<_> = f
+            .tensors()
+            .iter()
+            .map(|t| {
+                json!({"name": t.name, "type": t.ty.to_string(), "type_id": t.ty.0,
+                       "dims": t.dims, "bytes": t.len, "offset": t.offset})
+            })
+            .collect();
+        let (cfg, err, weights, layouts) = match &config {
+            Ok(c) => {
+                let (wts, l) = layout_bytes(c);
+                (
+                    config_json(c),
+                    serde_json::Value::Null,
+                    json!(wts),
+                    json!(l),
+                )
+            }
+            Err(e) => (
+                serde_json::Value::Null,
+                json!(e.to_string()),
+                serde_json::Value::Null,
+                serde_json::Value::Null,
+            ),
+        };
+        let out = json!({
+            "format": "gguf",
+            "version": f.version,
+            "alignment": f.alignment,
+            "data_offset": f.data_offset,
+            "file_bytes": f.file_len(),
+            "metadata": meta,
+            "config": cfg,
+            "config_error": err,
+            "tensor_count": f.tensors().len(),
+            "has_lm_head": f.tensor("output.weight").is_some(),
+            "ternary_weights": weights,
+            "tensors": t,
+            "layouts": layouts,
+            "i2s": if i2s_tensors.is_empty() { serde_json::Value::Null } else { json!({
+                "tensors": i2s_tensors.len(),
+                "order": order.name(),
+                "order_source": if a.i2s_order.is_some() { "--i2s-order" } else { "default" },
+                "compatible_orders": compatible,
+                "note": note,
+            })},
+        });
+        writeln!(w, "{}", serde_json::to_string_pretty(&out)?)?;
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "{}\n  GGUF v{}, {} metadata entries, {} tensors, {:.1} MB, alignment {}",
+        path.display(),
+        f.version,
+        f.metadata().count(),
+        f.tensors().len(),
+        f.file_len() as f64 / 1e6,
+        f.alignment
+    )?;
+    match &config {
+        Ok(c) => write_config_lines(&mut w, c)?,
+        Err(e) => writeln!(w, "  not loadable as a BitNet b1.58 model: {e}")?,
+    }
+    writeln!(w, "\n  {:<44} {:<8} value", "metadata", "type")?;
+    for (k, v) in f.metadata() {
         writeln!(
             w,
-            "    {:<14} {:>14} bytes  {:.3} bits/weight",
-            name,
-            v["bytes"],
-            v["bits_per_weight"].as_f64().unwrap_or(0.0)
+            "  {:<44} {:<8} {}",
+            k,
+            format!("{:?}", v.value_type()),
+            v.describe()
         )?;
+    }
+    writeln!(
+        w,
+        "\n  {:<36} {:>8} {:>14}  dims (ne0 first)",
+        "tensor", "type", "bytes"
+    )?;
+    for t in f.tensors() {
+        writeln!(
+            w,
+            "  {:<36} {:>8} {:>14}  {:?}",
+            t.name,
+            t.ty.to_string(),
+            t.len,
+            t.dims
+        )?;
+    }
+    if let Ok(c) = &config {
+        write_layout_lines(&mut w, &layout_bytes(c).1)?;
+    }
+    if let Some(n) = note {
+        writeln!(w, "\n  note: {n}")?;
     }
     Ok(())
 }
@@ -473,13 +810,8 @@ fn projection_shapes(c: &Config) -> Vec<(usize, usize)> {
     v
 }
 
-fn tokenizer_or_err(dir: &Path) -> Result<Tokenizer> {
-    Tokenizer::from_dir(dir)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "{} has no tokenizer.json: pass token ids with --tokens instead of text",
-            dir.display()
-        )
-    })
+fn tokenizer_or_err(model: &Path, flag: Option<&str>) -> Result<Tokenizer> {
+    tokenizer_of(model)?.ok_or_else(|| no_tokenizer(model, flag))
 }
 
 fn verify_report(policy: Policy, stats: &VerifyStats) {
@@ -490,9 +822,10 @@ fn verify_report(policy: Policy, stats: &VerifyStats) {
 
 fn cmd_logits(a: LogitsArgs) -> Result<()> {
     let model = a.m.load()?;
-    let tokens = match &a.prompt {
-        Some(p) => tokenizer_or_err(&a.m.model)?.encode(p, true)?,
-        None => a.tokens.clone(),
+    let tokens = match (&a.prompt, &a.tokens) {
+        (Some(p), _) => tokenizer_or_err(&a.m.model, Some("--prompt"))?.encode(p, true)?,
+        (None, Some(t)) => t.0.clone(),
+        (None, None) => vec![],
     };
     if tokens.is_empty() {
         bail!("no tokens given");
@@ -519,43 +852,13 @@ fn cmd_logits(a: LogitsArgs) -> Result<()> {
     Ok(())
 }
 
-fn stop_ids(dir: &Path, model: &Model, tok: Option<&Tokenizer>) -> Vec<u32> {
-    let mut ids = model.config.eos_token_ids.clone();
-    if let Some(t) = tok {
-        for s in ["<|eot_id|>", "<|end_of_text|>"] {
-            if let Some(id) = t.token_to_id(s) {
-                ids.push(id);
-            }
-        }
-    }
-    // generation_config.json may list more EOS ids.
-    if let Ok(text) = std::fs::read_to_string(dir.join("generation_config.json"))
-        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-    {
-        match &v["eos_token_id"] {
-            serde_json::Value::Number(n) => ids.extend(n.as_u64().map(|x| x as u32)),
-            serde_json::Value::Array(a) => {
-                ids.extend(a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32))
-            }
-            _ => {}
-        }
-    }
-    ids.retain(|&i| (i as usize) < model.config.vocab_size);
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
-
 fn cmd_generate(a: GenerateArgs) -> Result<()> {
-    let tok = Tokenizer::from_dir(&a.m.model)?;
+    let tok = tokenizer_of(&a.m.model)?;
     let prompt_ids = match &a.prompt {
         Some(p) => {
-            let t = tok.as_ref().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{} has no tokenizer.json: pass token ids with --tokens instead of --prompt",
-                    a.m.model.display()
-                )
-            })?;
+            let t = tok
+                .as_ref()
+                .ok_or_else(|| no_tokenizer(&a.m.model, Some("--prompt")))?;
             let text = if a.chat {
                 Tokenizer::chat_prompt(&[("user", p)])
             } else {
@@ -567,7 +870,7 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
             if a.chat {
                 bail!("--chat needs --prompt text");
             }
-            a.tokens.clone()
+            a.tokens.as_ref().map(|t| t.0.clone()).unwrap_or_default()
         }
     };
     let model = a.m.load()?;
@@ -586,7 +889,7 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
             top_p: a.top_p,
             seed: a.seed,
         },
-        stop_ids: stop_ids(&a.m.model, &model, tok.as_ref()),
+        stop_ids: rotor::tokenizer::stop_ids(&a.m.model, &model.config, tok.as_ref())?,
         ctx: a.ctx,
         prefill_batch: rotor::model::PREFILL_BATCH,
     };
@@ -652,11 +955,22 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
 }
 
 fn cmd_perplexity(a: PplArgs) -> Result<()> {
-    let tok = tokenizer_or_err(&a.m.model)?;
+    let tok = tokenizer_or_err(&a.m.model, None)?;
     let text = std::fs::read_to_string(&a.text)
         .with_context(|| format!("reading --text {}", a.text.display()))?;
     let model = a.m.load()?;
-    let tokens = tok.encode(&text, true)?;
+    let show = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let spin = rotor::progress::spinner(
+        show,
+        format!(
+            "tokenizing {} ({:.1} MB)",
+            a.text.display(),
+            text.len() as f64 / 1e6
+        ),
+    );
+    let tokens = tok.encode(&text, true);
+    spin.finish_and_clear();
+    let tokens = tokens?;
     let bos = model
         .config
         .bos_token_id
@@ -674,14 +988,7 @@ fn cmd_perplexity(a: PplArgs) -> Result<()> {
         max_chunks: a.chunks,
         batch: a.batch,
     };
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "ppl [{bar:40}] {pos}/{len} chunks {elapsed} eta {eta}",
-        )
-        .expect("template")
-        .progress_chars("=> "),
-    );
+    let bar = rotor::progress::bar(show, 0, "ppl", "chunks");
     let r = perplexity(&model, &tokens, bos, &opts, verify, |i, n| {
         bar.set_length(n as u64);
         bar.set_position(i as u64);
@@ -742,24 +1049,18 @@ fn cmd_faults(a: FaultsArgs) -> Result<()> {
         verify: Some("correct".into()),
         head: "bf16".into(),
         acts: "int8".into(),
+        i2s_order: None,
     };
     let model = m.load()?;
-    let tokens: Vec<u32> = if a.tokens.is_empty() {
+    let tokens: Vec<u32> = if let Some(t) = &a.tokens {
+        t.0.clone()
+    } else {
         let mut r = rotor::sample::Rng::new(1);
         (0..16)
             .map(|_| (r.next_u64() % model.config.vocab_size as u64) as u32)
             .collect()
-    } else {
-        a.tokens.clone()
     };
-    let bar = indicatif::ProgressBar::new(a.count as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "faults [{bar:40}] {pos}/{len} {elapsed} eta {eta}",
-        )
-        .expect("template")
-        .progress_chars("=> "),
-    );
+    let bar = rotor::progress::bar(true, a.count as u64, "faults", "faults");
     let r = rotor::faults::campaign(&model, &tokens, site, a.count, a.seed, |i| {
         bar.set_position(i as u64)
     })?;
@@ -776,10 +1077,13 @@ fn cmd_export(a: ExportArgs) -> Result<()> {
     if a.format != "gguf" {
         bail!("--format `{}`: only gguf is supported", a.format);
     }
+    model_path(&a.model)?;
     let opts = rotor::gguf::ExportOptions {
         weights: rotor::gguf::TernaryType::parse(&a.weight_type)?,
         head: rotor::gguf::HeadType::parse(&a.head)?,
         threads: a.threads,
+        i2s_order: parse_i2s_order(Some(&a.i2s_order))?,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     let r = rotor::gguf::export(&a.model, &a.out, &opts)
         .with_context(|| format!("exporting {}", a.model.display()))?;
@@ -792,8 +1096,13 @@ fn cmd_export(a: ExportArgs) -> Result<()> {
             r.scales_rounded, r.max_scale_rel_err
         );
     }
+    let order = if opts.weights == rotor::gguf::TernaryType::I2S {
+        format!(" in the {} byte order", opts.i2s_order.name())
+    } else {
+        String::new()
+    };
     eprintln!(
-        "wrote {} ({} tensors, {:.1} MB, weights {}, head {}) in {:.2} s",
+        "wrote {} ({} tensors, {:.1} MB, weights {}{order}, head {}) in {:.2} s",
         r.path.display(),
         r.tensors,
         r.bytes as f64 / 1e6,

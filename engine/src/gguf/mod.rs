@@ -20,9 +20,17 @@
 //!
 //! **When not to use it.** The engine runs ternary projections with one scale per tensor:
 //! files quantized with per-block scales that differ (llama-quantize from non-ternary weights),
-//! or with Q4/Q8 projections, are refused with a message saying so. bitnet.cpp's TL1/TL2 and
-//! its ARM (64/16) I2_S variant are not read. Upstream llama.cpp cannot load `I2_S` at all
-//! (type 36 exists only in bitnet.cpp's fork).
+//! or with Q4/Q8 projections, are refused with a message saying so. bitnet.cpp's TL1/TL2 are
+//! not read. Upstream llama.cpp cannot load `I2_S` at all (type 36 exists only in bitnet.cpp's
+//! fork).
+//!
+//! **I2_S is ambiguous.** bitnet.cpp writes type 36 in three byte orders — x86 (128-weight /
+//! 32-byte blocks), ARM (64 / 16) and, for x86 builds without `ACT_PARALLEL`, four rows
+//! interleaved per byte — and nothing in the file says which (FORMAT.md §8.3). Every byte is
+//! valid in every order, so a file in another order than the one assumed loads without error and
+//! gives wrong logits. The reader assumes x86 (what Microsoft's converter writes) unless told
+//! otherwise ([`GgufOptions::i2s_order`], `--i2s-order`); `rotor inspect` says so for every
+//! I2_S file.
 
 pub mod model;
 pub mod quants;
@@ -30,7 +38,7 @@ pub mod read;
 pub mod types;
 pub mod write;
 
-pub use model::{gguf_path, load_model};
+pub use model::{GgufOptions, build_model, gguf_path, load_model, load_model_with};
 pub use read::{GgufFile, TensorInfo};
 pub use types::{GgmlType, Value, ValueType};
 pub use write::{

@@ -32,7 +32,10 @@
 //! without error and give wrong logits; nothing in the metadata says so.
 //!
 //! **Activation.** llama.cpp's `bitnet` graph applies SiLU in the FFN; BitNet b1.58 2B-4T uses
-//! ReLU² (research notes §3.2). rotor always runs ReLU², the model's own activation.
+//! ReLU² (FORMAT.md §3). rotor always runs ReLU², the model's own activation.
+//!
+//! **I2_S byte order.** bitnet.cpp writes I2_S in one of three byte orders that the file does
+//! not record (FORMAT.md §8.3); [`GgufOptions::i2s_order`] says which to decode (default x86).
 
 use std::path::Path;
 use std::time::Instant;
@@ -40,6 +43,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde_json::json;
 
+use super::quants::i2s;
 use super::read::{GgufFile, TensorInfo};
 use super::types::{GgmlType, Value};
 use crate::error::{Error, Result};
@@ -370,29 +374,63 @@ fn codes_to_hf_packed(codes: &[u8], rows: usize, cols: usize) -> Vec<u8> {
     out
 }
 
-/// Load a BitNet b1.58 model from a GGUF file (see the module docs for the mapping).
+/// What the GGUF loader needs beyond [`LoadOptions`].
+#[derive(Clone, Debug, Default)]
+pub struct GgufOptions {
+    /// The byte order of I2_S tensors (the file cannot say; FORMAT.md §8.3).
+    pub i2s_order: i2s::Order,
+    /// A progress bar over the projections while they are decoded (stderr, terminals only).
+    pub progress: bool,
+}
+
+/// Load a BitNet b1.58 model from a GGUF file (see the module docs for the mapping), I2_S in
+/// the default x86 order.
 pub fn load_model(path: &Path, opts: &LoadOptions) -> Result<Model> {
+    load_model_with(path, opts, &GgufOptions::default())
+}
+
+/// [`load_model`] with GGUF-specific options.
+pub fn load_model_with(path: &Path, opts: &LoadOptions, gopts: &GgufOptions) -> Result<Model> {
     let t0 = Instant::now();
-    let f = GgufFile::open(path)?;
-    let config = config(&f)?;
+    let mut f = GgufFile::open(path)?;
+    f.set_i2s_order(gopts.i2s_order);
+    build_model(&f, opts, gopts.progress, t0)
+}
+
+/// Build the model from a parsed file (the fuzz targets call this on in-memory files).
+pub fn build_model(f: &GgufFile, opts: &LoadOptions, progress: bool, t0: Instant) -> Result<Model> {
+    let config = config(f)?;
     let c = &config;
+    // Each layer needs eleven tensors: a block count the file cannot hold is an error here,
+    // before anything is sized by it.
+    if c.num_layers > f.tensors().len() / 11 {
+        return Err(cfg_err(
+            f,
+            format!(
+                "block_count {} needs {} layer tensors, but the file has {} tensors in all",
+                c.num_layers,
+                c.num_layers.saturating_mul(11),
+                f.tensors().len()
+            ),
+        ));
+    }
     let (h, inter, q, kv) = (c.hidden_size, c.intermediate_size, c.q_dim(), c.kv_dim());
-    let embed = bf16_matrix(&f, "token_embd.weight", c.vocab_size, h)?;
+    let embed = bf16_matrix(f, "token_embd.weight", c.vocab_size, h)?;
     let lm_head = if c.tie_word_embeddings {
         None
     } else {
-        Some(bf16_matrix(&f, "output.weight", c.vocab_size, h)?)
+        Some(bf16_matrix(f, "output.weight", c.vocab_size, h)?)
     };
-    let norm = floats(&f, "output_norm.weight", h)?;
+    let norm = floats(f, "output_norm.weight", h)?;
     let mut norms = Vec::with_capacity(c.num_layers);
     let mut jobs = Vec::with_capacity(7 * c.num_layers);
     for l in 0..c.num_layers {
         let p = format!("blk.{l}");
         norms.push([
-            floats(&f, &format!("{p}.attn_norm.weight"), h)?,
-            floats(&f, &format!("{p}.ffn_norm.weight"), h)?,
-            floats(&f, &format!("{p}.attn_sub_norm.weight"), q)?,
-            floats(&f, &format!("{p}.ffn_sub_norm.weight"), inter)?,
+            floats(f, &format!("{p}.attn_norm.weight"), h)?,
+            floats(f, &format!("{p}.ffn_norm.weight"), h)?,
+            floats(f, &format!("{p}.attn_sub_norm.weight"), q)?,
+            floats(f, &format!("{p}.ffn_sub_norm.weight"), inter)?,
         ]);
         for (proj, rows, cols) in [
             ("attn_q", q, h),
@@ -418,10 +456,12 @@ pub fn load_model(path: &Path, opts: &LoadOptions) -> Result<Model> {
         .map_err(|e| Error::Invalid(format!("thread pool: {e}")))?;
     // Decode straight to the checkpoint's packed bytes (2 bits a weight) when the rows allow,
     // so the whole model never sits in memory at one byte a weight.
+    let bar = crate::progress::bar(progress, jobs.len() as u64, "decoding", "projections");
     let projections: Vec<ProjectionData> = pool.install(|| {
         jobs.par_iter()
             .map(|&(l, proj, rows, cols)| {
-                let (codes, scale) = projection(&f, l, proj, rows, cols)?;
+                let _tick = Tick(&bar);
+                let (codes, scale) = projection(f, l, proj, rows, cols)?;
                 let source = if rows.is_multiple_of(4) {
                     TernarySource::HfPacked(codes_to_hf_packed(&codes, rows, cols))
                 } else {
@@ -439,6 +479,7 @@ pub fn load_model(path: &Path, opts: &LoadOptions) -> Result<Model> {
             .collect::<Result<Vec<_>>>()
     })?;
     drop(pool);
+    bar.finish_and_clear();
     let bytes = f.file_len();
     Model::from_parts(
         config,
@@ -451,4 +492,13 @@ pub fn load_model(path: &Path, opts: &LoadOptions) -> Result<Model> {
         bytes,
         t0.elapsed(),
     )
+}
+
+/// Advances a progress bar when dropped (so an early `?` return still counts the step).
+struct Tick<'a>(&'a indicatif::ProgressBar);
+
+impl Drop for Tick<'_> {
+    fn drop(&mut self) {
+        self.0.inc(1);
+    }
 }

@@ -421,8 +421,12 @@ pub mod tq1_0 {
 /// `quantize_to_i2_s` in `utils/convert-hf-to-gguf-bitnet.py` lines 666–721 packs
 /// `q.reshape(n/128, 4, 32)` as `q0<<6 | q1<<4 | q2<<2 | q3` and puts the scale (the checkpoint's
 /// `weight_scale`, as f32) in the first 4 tail bytes. bitnet.cpp's C quantizer stores `max|w|`
-/// of an already-ternarized tensor, which is the same multiplier. ARM builds since 2025-11
-/// (`QK_I2_S = 64`) write a different, 64/16 layout that this module does not read.
+/// of an already-ternarized tensor, which is the same multiplier.
+///
+/// **The same type id has two more byte orders** ([`Order`]; FORMAT.md §8.3): ARM builds of
+/// bitnet.cpp (`QK_I2_S = 64`) write 64-weight / 16-byte blocks, and x86 builds without
+/// `ACT_PARALLEL` write four rows interleaved per byte. Nothing in a file says which order it
+/// holds; [`Order::X86`] (this diagram) is the default, the others are chosen explicitly.
 ///
 /// A block never straddles rows when `ne0` is a multiple of 128 (every 2B-4T matrix): then row r
 /// starts at byte r·ne0/4 and the layout is per-row, as [`crate::ternary::I2`] stores it. The
@@ -479,6 +483,180 @@ pub mod i2s {
     pub fn scale(bytes: &[u8], n: usize) -> f32 {
         let s = &bytes[n / 4..n / 4 + 4];
         f32::from_le_bytes([s[0], s[1], s[2], s[3]])
+    }
+
+    /// Which of bitnet.cpp's three I2_S byte orders a tensor is in (FORMAT.md §8.3). All three
+    /// hold the codes `c = t + 1` two bits each in `n/4` bytes, then the f32 scale, then padding
+    /// to `n/4 + 32`; they differ in which weight sits in which bit pair.
+    ///
+    /// ```text
+    ///   X86        128-weight blocks of 32 bytes over the flattened tensor (diagram above):
+    ///              weight j of a block in byte j mod 32, bits 7−2(j div 32) : 6−2(j div 32)
+    ///   Arm        64-weight blocks of 16 bytes over the flattened tensor:
+    ///              weight j of a block in byte j mod 16, bits 7−2(j div 16) : 6−2(j div 16)
+    ///                byte m:  bits 7 6 | 5 4     | 3 2     | 1 0
+    ///                              c[m] | c[m+16] | c[m+32] | c[m+48]
+    ///   OneByFour  rows in groups of four, one byte per column:
+    ///              byte g·cols + col = c[4g][col]<<6 | c[4g+1][col]<<4 | c[4g+2][col]<<2 | c[4g+3][col]
+    /// ```
+    /// Sources (read, not copied): microsoft/BitNet `src/ggml-bitnet-mad.cpp` `quantize_i2_s`
+    /// — its `__ARM_NEON` branch (`QK_I2_S 64`, `group_idx = j / 16`, `i2_weight[i * 16 +
+    /// group_pos]`) and its x86 branch without `ACT_PARALLEL` ("quantize_i2_s_1x4", which asserts
+    /// `nrow % 4 == 0` and writes `out[rg * n_per_row + col]`); `include/gemm-config.h` defines
+    /// `ACT_PARALLEL`, so default x86 builds write [`Order::X86`].
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub enum Order {
+        #[default]
+        X86,
+        Arm,
+        OneByFour,
+    }
+
+    /// Weights per block of the ARM order.
+    pub const ARM_BLOCK: usize = 64;
+    /// Bytes per block of the ARM order.
+    pub const ARM_BLOCK_BYTES: usize = 16;
+
+    impl Order {
+        pub const ALL: [Order; 3] = [Order::X86, Order::Arm, Order::OneByFour];
+
+        /// The name used on the command line (`--i2s-order`).
+        pub fn name(self) -> &'static str {
+            match self {
+                Order::X86 => "x86",
+                Order::Arm => "arm",
+                Order::OneByFour => "1x4",
+            }
+        }
+
+        pub fn parse(s: &str) -> Result<Order, String> {
+            match s.trim().to_ascii_lowercase().as_str() {
+                "x86" => Ok(Order::X86),
+                "arm" => Ok(Order::Arm),
+                "1x4" => Ok(Order::OneByFour),
+                other => Err(format!(
+                    "--i2s-order `{other}`: expected x86 (bitnet.cpp's default x86 build), arm (its ARM/NEON build) or 1x4 (x86 built without ACT_PARALLEL)"
+                )),
+            }
+        }
+
+        /// Why a `rows × cols` tensor cannot be held in this order, if it cannot.
+        pub fn check(self, rows: usize, cols: usize) -> Result<(), String> {
+            let n = rows.checked_mul(cols).ok_or("the weight count overflows")?;
+            match self {
+                Order::X86 if !n.is_multiple_of(BLOCK) => Err(format!(
+                    "I2_S in the x86 order packs whole blocks of {BLOCK} weights, but the tensor has {n}"
+                )),
+                Order::Arm if !n.is_multiple_of(ARM_BLOCK) => Err(format!(
+                    "I2_S in the arm order packs whole blocks of {ARM_BLOCK} weights, but the tensor has {n}"
+                )),
+                Order::OneByFour if !rows.is_multiple_of(4) => Err(format!(
+                    "I2_S in the 1x4 order interleaves groups of 4 rows, but the tensor has {rows} rows"
+                )),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    /// Encode a `rows × cols` tensor of codes (row-major, each 0..=2) and its scale in `order`
+    /// into `out` (`out.len() == rows·cols/4 + 32`). Panics if [`Order::check`] fails.
+    pub fn encode_ordered(
+        codes: &[u8],
+        rows: usize,
+        cols: usize,
+        scale: f32,
+        order: Order,
+        out: &mut [u8],
+    ) {
+        let n = codes.len();
+        assert_eq!(n, rows * cols);
+        if let Err(e) = order.check(rows, cols) {
+            panic!("encode_ordered: {e}");
+        }
+        assert_eq!(out.len(), nbytes(n));
+        out.fill(0);
+        match order {
+            Order::X86 => {
+                for (blk, dst) in codes
+                    .chunks_exact(BLOCK)
+                    .zip(out.chunks_exact_mut(BLOCK_BYTES))
+                {
+                    encode_block(blk, dst);
+                }
+            }
+            Order::Arm => {
+                for (blk, dst) in codes
+                    .chunks_exact(ARM_BLOCK)
+                    .zip(out.chunks_exact_mut(ARM_BLOCK_BYTES))
+                {
+                    for m in 0..ARM_BLOCK_BYTES {
+                        dst[m] = (blk[m] & 3) << 6
+                            | (blk[m + 16] & 3) << 4
+                            | (blk[m + 32] & 3) << 2
+                            | (blk[m + 48] & 3);
+                    }
+                }
+            }
+            Order::OneByFour => {
+                for g in 0..rows / 4 {
+                    let r = |k: usize| &codes[(4 * g + k) * cols..(4 * g + k + 1) * cols];
+                    let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
+                    for (c, o) in out[g * cols..(g + 1) * cols].iter_mut().enumerate() {
+                        *o = (r0[c] & 3) << 6 | (r1[c] & 3) << 4 | (r2[c] & 3) << 2 | (r3[c] & 3);
+                    }
+                }
+            }
+        }
+        out[n / 4..n / 4 + 4].copy_from_slice(&scale.to_le_bytes());
+    }
+
+    /// Decode a `rows × cols` tensor stored in `order` into row-major codes (a code may be 3 in
+    /// a corrupt file: the caller checks). `bytes` holds at least `rows·cols/4` bytes; the
+    /// caller has checked the shape with [`Order::check`].
+    pub fn decode_ordered(bytes: &[u8], rows: usize, cols: usize, order: Order, codes: &mut [u8]) {
+        let n = rows * cols;
+        debug_assert!(order.check(rows, cols).is_ok() && codes.len() == n);
+        if n == 0 {
+            return;
+        }
+        match order {
+            Order::X86 => {
+                for (b, c) in bytes
+                    .chunks_exact(BLOCK_BYTES)
+                    .zip(codes.chunks_exact_mut(BLOCK))
+                {
+                    decode_block(b, c);
+                }
+            }
+            Order::Arm => {
+                for (b, c) in bytes
+                    .chunks_exact(ARM_BLOCK_BYTES)
+                    .zip(codes.chunks_exact_mut(ARM_BLOCK))
+                {
+                    for m in 0..ARM_BLOCK_BYTES {
+                        let x = b[m];
+                        c[m] = x >> 6;
+                        c[m + 16] = (x >> 4) & 3;
+                        c[m + 32] = (x >> 2) & 3;
+                        c[m + 48] = x & 3;
+                    }
+                }
+            }
+            Order::OneByFour => {
+                for g in 0..rows / 4 {
+                    let src = &bytes[g * cols..(g + 1) * cols];
+                    for (k, row) in codes[4 * g * cols..(4 * g + 4) * cols]
+                        .chunks_exact_mut(cols)
+                        .enumerate()
+                    {
+                        let shift = 6 - 2 * k;
+                        for (o, &x) in row.iter_mut().zip(src) {
+                            *o = (x >> shift) & 3;
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -44,6 +44,11 @@ pub const MAGIC: [u8; 4] = *b"GGUF";
 pub const DEFAULT_ALIGNMENT: usize = 32;
 /// Array nesting this reader follows (the spec allows nesting; llama.cpp itself allows none).
 const MAX_DEPTH: usize = 8;
+/// Array elements in all the metadata together. A decoded [`Value`] takes 32 bytes however
+/// small its encoding (one byte for a `u8`), so without a bound a file could make the reader
+/// allocate 32 times its own size. 2^24 elements (≤ 512 MiB of values) is 30 times what a real
+/// tokenizer needs: 2B-4T's token list, token types and merges are about 540 000 elements.
+pub const MAX_ARRAY_ELEMENTS: u64 = 1 << 24;
 
 enum Bytes {
     Mapped(Mmap),
@@ -94,12 +99,16 @@ pub struct GgufFile {
     bytes: Bytes,
     pub version: u32,
     pub alignment: usize,
+    /// Absolute offset of the first tensor info (the end of the metadata).
+    pub tensor_info_offset: usize,
     /// Absolute offset of the data section.
     pub data_offset: usize,
     kvs: Vec<(String, Value)>,
     kv_index: HashMap<String, usize>,
     tensors: Vec<TensorInfo>,
     t_index: HashMap<String, usize>,
+    /// How I2_S tensors are decoded (the file cannot say; FORMAT.md §8.3).
+    i2s_order: i2s::Order,
 }
 
 impl std::fmt::Debug for GgufFile {
@@ -121,6 +130,8 @@ struct Cursor<'a> {
     b: &'a [u8],
     pos: usize,
     path: &'a Path,
+    /// Array elements decoded so far (bounded by [`MAX_ARRAY_ELEMENTS`]).
+    elements: u64,
 }
 
 impl<'a> Cursor<'a> {
@@ -227,6 +238,18 @@ impl<'a> Cursor<'a> {
                         ),
                     ));
                 }
+                self.elements = self.elements.saturating_add(n);
+                if self.elements > MAX_ARRAY_ELEMENTS {
+                    return Err(bad(
+                        self.path,
+                        format!(
+                            "{} at byte {at} brings the metadata to more than {MAX_ARRAY_ELEMENTS} array elements in all; a real model's tokenizer needs well under a million, so the file is refused rather than decoded into {} bytes of values",
+                            what(),
+                            self.elements
+                                .saturating_mul(std::mem::size_of::<Value>() as u64)
+                        ),
+                    ));
+                }
                 let mut v = Vec::with_capacity(n as usize);
                 for i in 0..n {
                     v.push(self.value(et, depth + 1, &|| format!("element {i} of {}", what()))?);
@@ -256,7 +279,12 @@ impl GgufFile {
 
     fn parse(path: &Path, bytes: Bytes) -> Result<GgufFile> {
         let b: &[u8] = &bytes;
-        let mut c = Cursor { b, pos: 0, path };
+        let mut c = Cursor {
+            b,
+            pos: 0,
+            path,
+            elements: 0,
+        };
         if b.len() < 4 {
             return Err(bad(
                 path,
@@ -363,6 +391,7 @@ impl GgufFile {
                 ));
             }
         };
+        let tensor_info_offset = c.pos;
         let mut tensors: Vec<TensorInfo> = Vec::with_capacity(n_tensors as usize);
         let mut t_index = HashMap::with_capacity(n_tensors as usize);
         for i in 0..n_tensors {
@@ -444,12 +473,31 @@ impl GgufFile {
             bytes,
             version,
             alignment,
+            tensor_info_offset,
             data_offset,
             kvs,
             kv_index,
             tensors,
             t_index,
+            i2s_order: i2s::Order::default(),
         })
+    }
+
+    /// Decode I2_S tensors in `order` from now on (default [`i2s::Order::X86`]). bitnet.cpp
+    /// writes three byte orders under one type id and nothing in the file tells them apart
+    /// (FORMAT.md §8.3), so this is the caller's choice, not something the reader can detect.
+    pub fn set_i2s_order(&mut self, order: i2s::Order) {
+        self.i2s_order = order;
+    }
+
+    /// The byte order I2_S tensors are decoded in.
+    pub fn i2s_order(&self) -> i2s::Order {
+        self.i2s_order
+    }
+
+    /// Whether any tensor is I2_S (whose byte order the file cannot state).
+    pub fn has_i2s(&self) -> bool {
+        self.tensors.iter().any(|t| t.ty == GgmlType::I2_S)
     }
 
     /// Bytes of the whole file.
@@ -548,12 +596,7 @@ impl GgufFile {
             }
             GgmlType::I2_S => {
                 self.check_i2s(t)?;
-                for (b, c) in bytes
-                    .chunks_exact(i2s::BLOCK_BYTES)
-                    .zip(codes.chunks_exact_mut(i2s::BLOCK))
-                {
-                    i2s::decode_block(b, c);
-                }
+                i2s::decode_ordered(bytes, t.rows(), t.ne0(), self.i2s_order, &mut codes);
                 scales.fill(i2s::scale(bytes, n));
             }
             _ => unreachable!("codes_raw on {}", t.ty),
@@ -562,17 +605,16 @@ impl GgufFile {
     }
 
     fn check_i2s(&self, t: &TensorInfo) -> Result<()> {
-        let n = t.n_elements();
-        if !n.is_multiple_of(i2s::BLOCK) {
-            return Err(Error::BadTensor {
+        self.i2s_order
+            .check(t.rows(), t.ne0())
+            .map_err(|m| Error::BadTensor {
                 name: t.name.clone(),
                 msg: format!(
-                    "I2_S tensor of {n} weights in {}: bitnet.cpp's layout packs whole blocks of 128, so a tensor whose size is not a multiple of 128 cannot be decoded",
-                    self.path.display()
+                    "{m}, so it cannot be decoded (in {}; --i2s-order {})",
+                    self.path.display(),
+                    self.i2s_order.name()
                 ),
-            });
-        }
-        Ok(())
+            })
     }
 
     /// A ternary projection: codes `c = t + 1` row-major (`ne1` rows of `ne0`) and its one
@@ -599,12 +641,7 @@ impl GgufFile {
                 let scale;
                 if t.ty == GgmlType::I2_S {
                     self.check_i2s(t)?;
-                    for (b, c) in bytes
-                        .chunks_exact(i2s::BLOCK_BYTES)
-                        .zip(codes.chunks_exact_mut(i2s::BLOCK))
-                    {
-                        i2s::decode_block(b, c);
-                    }
+                    i2s::decode_ordered(bytes, t.rows(), t.ne0(), self.i2s_order, &mut codes);
                     scale = i2s::scale(bytes, n);
                 } else {
                     let bb = if t.ty == GgmlType::TQ2_0 {

@@ -6,7 +6,7 @@
 //! `Σ_{j<i} PAD(nbytes_j, alignment)`): densely, in tensor-info order, each zero-padded to the
 //! alignment, with the data section itself aligned.
 //!
-//! The exporter writes llama.cpp's `bitnet` architecture (research notes §3.2–3.3):
+//! The exporter writes llama.cpp's `bitnet` architecture (FORMAT.md §8):
 //!
 //! | key                                               | value                                   |
 //! |---------------------------------------------------|-----------------------------------------|
@@ -30,7 +30,8 @@
 //! `bitnet` graph always multiplies by `tok_embd`, and rejects a file with tensors it does not
 //! create, so no `output.weight` is written for a tied model), norms in F32, the seven
 //! projections per layer in the chosen ternary type with the scale inside the tensor (TQ: every
-//! block's `d` = f16(weight_scale); I2_S: the f32 after the packed data). No `.scale` tensors.
+//! block's `d` = f16(weight_scale); I2_S: the f32 after the packed data, in the byte order of
+//! [`ExportOptions::i2s_order`], x86 unless asked otherwise). No `.scale` tensors.
 //!
 //! When exporting from a GGUF file, its `tokenizer.*` metadata is copied as it is.
 
@@ -218,11 +219,13 @@ impl TernaryType {
             TernaryType::I2S => 40,
         }
     }
-    /// Weights per block along ne0 that every projection's input size must be a multiple of.
-    pub fn row_multiple(self) -> usize {
-        match self {
-            TernaryType::Tq2_0 | TernaryType::Tq1_0 => 256,
-            TernaryType::I2S => i2s::BLOCK,
+    /// Weights per block along ne0 that every projection's input size must be a multiple of
+    /// (for I2_S: what bitnet.cpp's kernels for that byte order walk a row in).
+    pub fn row_multiple(self, order: i2s::Order) -> usize {
+        match (self, order) {
+            (TernaryType::Tq2_0 | TernaryType::Tq1_0, _) => 256,
+            (TernaryType::I2S, i2s::Order::Arm) => i2s::ARM_BLOCK,
+            (TernaryType::I2S, _) => i2s::BLOCK,
         }
     }
 }
@@ -265,6 +268,23 @@ pub struct ExportOptions {
     pub head: HeadType,
     /// Worker threads for loading and encoding (`None`: all cores).
     pub threads: Option<usize>,
+    /// Byte order of I2_S projections (FORMAT.md §8.3); ignored for the TQ types. Also the order
+    /// I2_S tensors of a GGUF *source* are read in.
+    pub i2s_order: i2s::Order,
+    /// A progress bar over the tensors written (stderr, terminals only).
+    pub progress: bool,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            weights: TernaryType::Tq2_0,
+            head: HeadType::F16,
+            threads: None,
+            i2s_order: i2s::Order::X86,
+            progress: false,
+        }
+    }
 }
 
 /// What [`export`] wrote.
@@ -443,12 +463,25 @@ pub fn encode_head(data: &[u16], cols: usize, ty: HeadType) -> Vec<u8> {
     }
 }
 
-/// Encode one projection's codes (`[rows][cols]`, `c = t + 1`) with its scale.
+/// Encode one projection's codes (`[rows][cols]`, `c = t + 1`) with its scale (I2_S in the
+/// default x86 order).
 pub fn encode_ternary(codes: &[u8], cols: usize, ty: TernaryType, scale: f32) -> Vec<u8> {
+    encode_ternary_ordered(codes, cols, ty, scale, i2s::Order::X86)
+}
+
+/// [`encode_ternary`] with the I2_S byte order `order` (ignored for the TQ types).
+pub fn encode_ternary_ordered(
+    codes: &[u8],
+    cols: usize,
+    ty: TernaryType,
+    scale: f32,
+    order: i2s::Order,
+) -> Vec<u8> {
     match ty {
         TernaryType::I2S => {
             let mut out = vec![0u8; i2s::nbytes(codes.len())];
-            i2s::encode(codes, scale, &mut out);
+            let rows = codes.len().checked_div(cols).unwrap_or(0);
+            i2s::encode_ordered(codes, rows, cols, scale, order, &mut out);
             out
         }
         TernaryType::Tq2_0 | TernaryType::Tq1_0 => {
@@ -497,22 +530,38 @@ pub fn export(model: &Path, out: &Path, opts: &ExportOptions) -> Result<ExportRe
         }
         None => pick_layout(&crate::model::Config::from_dir(model)?),
     };
-    let m = Model::load(
-        model,
-        &LoadOptions {
-            layout,
-            kernel: None,
-            threads: opts.threads,
-            checksums: false,
-            ..Default::default()
-        },
-    )?;
+    let load_opts = LoadOptions {
+        layout,
+        kernel: None,
+        threads: opts.threads,
+        checksums: false,
+        ..Default::default()
+    };
+    let m = match &src_gguf {
+        Some(p) => super::load_model_with(
+            p,
+            &load_opts,
+            &super::GgufOptions {
+                i2s_order: opts.i2s_order,
+                progress: opts.progress,
+            },
+        )?,
+        None => {
+            let spin = crate::progress::spinner(
+                opts.progress,
+                format!("loading {} into {}", model.display(), layout.name()),
+            );
+            let m = Model::load(model, &load_opts);
+            spin.finish_and_clear();
+            m?
+        }
+    };
     let c = &m.config;
     let (h, inter, q, kvd) = (c.hidden_size, c.intermediate_size, c.q_dim(), c.kv_dim());
     let mut notes = vec![];
 
     // Shapes the chosen types can hold, checked before anything is written.
-    let need = opts.weights.row_multiple();
+    let need = opts.weights.row_multiple(opts.i2s_order);
     for (what, n) in [
         ("hidden_size", h),
         ("intermediate_size", inter),
@@ -523,6 +572,22 @@ pub fn export(model: &Path, out: &Path, opts: &ExportOptions) -> Result<ExportRe
             return Err(Error::Invalid(format!(
                 "cannot export as {ty}: {what} = {n} is an input size (ne0) of some projection, and {ty} packs blocks of {need} weights along ne0, so every projection's input size must be a multiple of {need} (this model: hidden {h}, intermediate {inter}, q dim {q})"
             )));
+        }
+    }
+    if opts.weights == TernaryType::I2S {
+        for (what, rows, cols) in [
+            ("q projection", q, h),
+            ("k/v projection", kvd, h),
+            ("o projection", h, q),
+            ("gate/up projection", inter, h),
+            ("down projection", h, inter),
+        ] {
+            if let Err(m) = opts.i2s_order.check(rows, cols) {
+                return Err(Error::Invalid(format!(
+                    "cannot export as I2_S in the {} order: the {what} ({rows} × {cols}): {m}",
+                    opts.i2s_order.name()
+                )));
+            }
         }
     }
     if let Some(b) = opts.head.ggml().block_size()
@@ -743,8 +808,11 @@ pub fn export(model: &Path, out: &Path, opts: &ExportOptions) -> Result<ExportRe
         }
     };
     let f32_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let order = opts.i2s_order;
+    let bar = crate::progress::bar(opts.progress, specs.len() as u64, "export", "tensors");
     let result = m.pool.install(|| {
         write_gguf(&mut w, out, &kvs, &specs, DEFAULT_ALIGNMENT, |i| {
+            bar.set_position(i as u64);
             Ok(match sources[i] {
                 Source::Embed => encode_head(m.embed.data(), h, head_ty),
                 Source::LmHead => {
@@ -760,12 +828,13 @@ pub fn export(model: &Path, out: &Path, opts: &ExportOptions) -> Result<ExportRe
                     };
                     let t = lin.weight.to_dense();
                     let codes: Vec<u8> = t.data().iter().map(|&v| (v + 1) as u8).collect();
-                    encode_ternary(&codes, t.cols(), ty, s)
+                    encode_ternary_ordered(&codes, t.cols(), ty, s, order)
                 }
             })
         })
         .and_then(|n| w.flush().map(|_| n).map_err(|e| Error::io(&tmp, e)))
     });
+    bar.finish_and_clear();
     let bytes = match result {
         Ok(n) => n,
         Err(e) => {

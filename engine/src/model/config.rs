@@ -91,15 +91,20 @@ pub struct Config {
     pub quant: QuantMode,
 }
 
-fn ids(v: &Option<Value>) -> Vec<u32> {
+/// Special token ids: a number, a list of numbers, or absent/null. Anything else — and an id
+/// that is negative, fractional or does not fit a `u32` — is an error naming the key.
+pub fn token_ids(key: &str, v: Option<&Value>) -> std::result::Result<Vec<u32>, String> {
+    let one = |x: &Value| -> std::result::Result<u32, String> {
+        x.as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| {
+                format!("{key} holds {x}, which is not a token id (an integer in 0..2^32)")
+            })
+    };
     match v {
-        Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_u64())
-            .map(|x| x as u32)
-            .collect(),
-        _ => vec![],
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::Array(a)) => a.iter().map(one).collect(),
+        Some(x) => one(x).map(|id| vec![id]),
     }
 }
 
@@ -183,6 +188,26 @@ impl Config {
         if !head_dim.is_multiple_of(2) {
             return Err(bad(format!("head_dim {head_dim} must be even for RoPE")));
         }
+        // Every size the engine derives from these numbers must fit in a usize: a config that
+        // claims more than any file can hold is refused here, not by an overflow later.
+        let derived = (|| {
+            let q = heads.checked_mul(head_dim)?;
+            let k = kv.checked_mul(head_dim)?;
+            let per_layer = hidden
+                .checked_mul(q)?
+                .checked_mul(2)?
+                .checked_add(hidden.checked_mul(k)?.checked_mul(2)?)?
+                .checked_add(hidden.checked_mul(inter)?.checked_mul(3)?)?;
+            per_layer.checked_mul(raw.num_hidden_layers)?;
+            raw.vocab_size.checked_mul(hidden)?;
+            Some(())
+        })();
+        if derived.is_none() {
+            return Err(bad(format!(
+                "the model sizes overflow 64-bit arithmetic (hidden_size {hidden}, intermediate_size {inter}, {} layers, {heads} heads of {head_dim}, {kv} kv heads, vocab {}): not a loadable model",
+                raw.num_hidden_layers, raw.vocab_size
+            )));
+        }
         let theta = raw
             .rope_theta
             .or_else(|| {
@@ -192,14 +217,16 @@ impl Config {
                     .and_then(|v| v.as_f64())
             })
             .unwrap_or(10000.0);
-        if !(theta.is_finite() && theta > 1.0) {
+        // Checked as the f32 the engine computes with, so 1e300 is not "finite".
+        if !((theta as f32).is_finite() && theta > 1.0) {
             return Err(bad(format!(
                 "rope_theta {theta} must be a finite number > 1"
             )));
         }
-        if !(raw.rms_norm_eps.is_finite() && raw.rms_norm_eps > 0.0) {
+        let eps32 = raw.rms_norm_eps as f32;
+        if !(eps32.is_finite() && eps32 > 0.0) {
             return Err(bad(format!(
-                "rms_norm_eps {} must be positive",
+                "rms_norm_eps {} must be a positive number representable as f32",
                 raw.rms_norm_eps
             )));
         }
@@ -250,8 +277,11 @@ impl Config {
             }
         }
         let vocab = raw.vocab_size;
-        let bos = ids(&raw.bos_token_id).first().copied();
-        let eos = ids(&raw.eos_token_id);
+        let bos = token_ids("bos_token_id", raw.bos_token_id.as_ref())
+            .map_err(bad)?
+            .first()
+            .copied();
+        let eos = token_ids("eos_token_id", raw.eos_token_id.as_ref()).map_err(bad)?;
         for id in bos.iter().chain(&eos) {
             if *id as usize >= vocab {
                 return Err(bad(format!("special token id {id} >= vocab_size {vocab}")));
