@@ -26,13 +26,7 @@ fn tiny_run_writes_fractions_and_ratios() {
         csv.contains(rotor::ternary::LayoutKind::rotor().name()),
         "CSV lacks the rotor layout"
     );
-    for product in [
-        "hf_packed",
-        "int8-dense",
-        "f32-gemm",
-        "f32-gemv",
-        "bf16",
-    ] {
+    for product in ["hf_packed", "int8-dense", "f32-gemm", "f32-gemv", "bf16"] {
         assert!(csv.contains(product), "CSV lacks {product}");
     }
     let _ = std::fs::remove_dir_all(&dir);
