@@ -84,6 +84,21 @@ impl ActPrecision {
     }
 }
 
+/// `max |x|` (0 for an empty row), in eight independent lanes: `max` is exact and order-free,
+/// so this is the same value as a left fold, without a chain of dependent `max`es (a serial
+/// fold spent ≈ 4 cycles per element on it).
+pub fn absmax(x: &[f32]) -> f32 {
+    let mut m = [0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (mi, &v) in m.iter_mut().zip(c) {
+            *mi = mi.max(v.abs());
+        }
+    }
+    let tail = chunks.remainder().iter().fold(0f32, |a, &v| a.max(v.abs()));
+    m.iter().fold(tail, |a, &v| a.max(v))
+}
+
 /// Quantize one row into `out` (the first `x.len()` entries; the rest is left alone).
 /// Returns the scale `s` and `Σ q`.
 #[inline]
@@ -96,8 +111,7 @@ pub fn quantize_row(x: &[f32], out: &mut [i8]) -> (f32, i32) {
 /// below −127, so this is exactly FORMAT.md's `[−128, 127]` clamp).
 #[inline]
 pub fn quantize_row_to(x: &[f32], qmax: f32, out: &mut [i8]) -> (f32, i32) {
-    let amax = x.iter().fold(0f32, |m, &v| m.max(v.abs()));
-    let s = qmax / amax.max(ABSMAX_FLOOR);
+    let s = qmax / absmax(x).max(ABSMAX_FLOOR);
     let mut sum = 0i32;
     for (o, &v) in out.iter_mut().zip(x) {
         let q = round_half_even(v * s).clamp(-qmax, qmax) as i8;
@@ -174,6 +188,21 @@ pub fn absmean_ternarize(w: &[f32]) -> (Vec<i8>, f32) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn absmax_is_the_serial_fold() {
+        let mut seed = 7u32;
+        for n in 0..40 {
+            let x: Vec<f32> = (0..n)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+                    (seed >> 8) as f32 / 65536.0 - 128.0
+                })
+                .collect();
+            let want = x.iter().fold(0f32, |m, &v| m.max(v.abs()));
+            assert_eq!(absmax(&x).to_bits(), want.to_bits(), "length {n}");
+        }
+    }
+
     use super::*;
 
     #[test]

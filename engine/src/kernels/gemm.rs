@@ -52,6 +52,23 @@ pub fn gemm_codes(
     decode: &dyn Fn(Range<usize>, &mut [u8]),
     out: &mut [i32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    let pf = super::x86_64::amx::TILE_PF_STEPS;
+    #[cfg(not(target_arch = "x86_64"))]
+    let pf = 0;
+    gemm_codes_pf(k, x, rows, decode, out, pf)
+}
+
+/// [`gemm_codes`] with the AMX tile prefetch distance given (in 64-column steps; 0: none), for
+/// measuring it (`examples/gemmprof.rs`). Results do not depend on it.
+pub fn gemm_codes_pf(
+    k: Kernel,
+    x: &Acts,
+    rows: usize,
+    decode: &dyn Fn(Range<usize>, &mut [u8]),
+    out: &mut [i32],
+    pf: usize,
+) {
     assert!(
         has_tiles(k),
         "gemm_codes needs a kernel with a batched inner product"
@@ -83,14 +100,14 @@ pub fn gemm_codes(
                         unsafe {
                             amx::native_run(|t| {
                                 job.run(codes, out, |a, b0, b1, c| {
-                                    amx::block_with(t, a, stride, b0, b1, c)
+                                    amx::block_with(t, pf, a, stride, b0, b1, c)
                                 })
                             })
                         }
                     }
                     (None, KernelKind::Amx) => amx::run::<amx::Emulated, _>(|t| {
                         job.run(codes, out, |a, b0, b1, c| {
-                            amx::block_with(t, a, stride, b0, b1, c)
+                            amx::block_with(t, pf, a, stride, b0, b1, c)
                         })
                     }),
                     (Some(_), _) => job.run(codes, out, |a, b0, b1, c| {

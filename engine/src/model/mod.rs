@@ -144,13 +144,14 @@ impl Linear {
         self.dequantize(acc, x.batch, scales, y);
     }
 
-    /// `y[b][r] = acc[r][b] / s_b · w` (or `/ (s_b · w)` for legacy `bitlinear`).
+    /// `y[b][r] = acc[r][b] / s_b · w` (or `/ (s_b · w)` for legacy `bitlinear`). For a
+    /// batch, in parallel over tokens (the division per element made it a serial tail of
+    /// every batched product); the same arithmetic per element as a single token, so prefill
+    /// and decode give the same bits.
     fn dequantize(&self, acc: &[i32], batch: usize, scales: &[f32], y: &mut [f32]) {
         let rows = self.rows();
-        // acc is [row][batch]; y is [batch][row].
-        for b in 0..batch {
+        let one = |b: usize, yr: &mut [f32]| {
             let s = scales[b];
-            let yr = &mut y[b * rows..(b + 1) * rows];
             match self.scale {
                 Scale::Multiply(w) => {
                     for (r, o) in yr.iter_mut().enumerate() {
@@ -163,6 +164,17 @@ impl Linear {
                         *o = acc[r * batch + b] as f32 / d;
                     }
                 }
+            }
+        };
+        // acc is [row][batch]; y is [batch][row].
+        let y = &mut y[..batch * rows];
+        if batch >= 8 {
+            y.par_chunks_mut(rows)
+                .enumerate()
+                .for_each(|(b, yr)| one(b, yr));
+        } else {
+            for (b, yr) in y.chunks_mut(rows).enumerate() {
+                one(b, yr);
             }
         }
     }

@@ -422,6 +422,12 @@ pub fn machine_name(cpu: &str, simd: &str) -> String {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .collect();
+    // The vector class names the machine: an AVX-512 machine stays `…-avx512` whether its
+    // best kernel family is `avx512`, `avx512vnni` or `amx`, so its reruns replace its files.
+    let simd = match simd.as_str() {
+        "avx512vnni" | "amx" => "avx512".to_string(),
+        _ => simd,
+    };
     if !simd.is_empty() {
         words.push(simd);
     }
@@ -696,6 +702,12 @@ mod tests {
             machine_name("Intel(R) Xeon(R) Processor", "avx512"),
             "intel-xeon-avx512"
         );
+        for level in ["avx512vnni", "amx"] {
+            assert_eq!(
+                machine_name("Intel(R) Xeon(R) Processor", level),
+                "intel-xeon-avx512"
+            );
+        }
         assert_eq!(
             machine_name("Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz", "avx2"),
             "intel-i7-8650u-avx2"

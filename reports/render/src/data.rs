@@ -153,6 +153,12 @@ pub fn machine_name(cpu: &str, simd: &str) -> String {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .collect();
+    // The vector class names the machine: an AVX-512 machine stays `…-avx512` whether its
+    // best kernel family is `avx512`, `avx512vnni` or `amx`, so its reruns replace its files.
+    let simd = match simd.as_str() {
+        "avx512vnni" | "amx" => "avx512".to_string(),
+        _ => simd,
+    };
     if !simd.is_empty() {
         words.push(simd);
     }

@@ -28,7 +28,14 @@ pub trait Tiles {
     fn store<const T: usize>(&mut self, out: &mut [i32; 256]);
     /// Release the tile state (after the last block of a run).
     fn finish(&mut self);
+    /// Hint that the 64 bytes at `p` are needed soon (no effect on results; never faults).
+    fn prefetch(&self, _p: *const u8) {}
 }
+
+/// Tile steps (64 columns) ahead of the step being computed whose A rows and B slices are
+/// prefetched into L1. `tileloadd` from L2 streams far below the rate `tdpbusd` consumes (see
+/// docs/KERNELS.md §4): without it the block measured ≈ 1 cycle per weight at batch 128.
+pub const TILE_PF_STEPS: usize = 2;
 
 /// Portable emulation (Intel's pseudo-code for `tileloadd`, `tdpbusd`, `tilestored`).
 pub struct Emulated {
@@ -87,10 +94,12 @@ impl Tiles for Emulated {
     fn finish(&mut self) {}
 }
 
-/// One block: `c[r][pi][j]` for `r < 32`, panels `b0`, `b1` (each `16 · stride` bytes).
+/// One block: `c[r][pi][j]` for `r < 32`, panels `b0`, `b1` (each `16 · stride` bytes),
+/// prefetching `pf_steps` tile steps ahead (0: none).
 #[inline(always)]
 pub fn block_with<T: Tiles>(
     t: &mut T,
+    pf_steps: usize,
     codes: &[u8],
     stride: usize,
     b0: &[i8],
@@ -106,6 +115,16 @@ pub fn block_with<T: Tiles>(
         b1.as_ptr() as *const u8,
     );
     for kk in (0..stride).step_by(64) {
+        let ahead = kk + 64 * pf_steps;
+        if pf_steps > 0 && ahead < stride {
+            for r in 0..MR {
+                t.prefetch(a.wrapping_add(r * stride + ahead));
+            }
+            for l in 0..16 {
+                t.prefetch(p0.wrapping_add(ahead * 16 + 64 * l));
+                t.prefetch(p1.wrapping_add(ahead * 16 + 64 * l));
+            }
+        }
         // SAFETY: A rows 0–15 / 16–31 at column kk (64 bytes each, stride apart) lie within
         // `codes` (MR · stride bytes); B = 16 groups × 64 bytes at group kk/4 of each panel,
         // (kk/4)·64 + 1024 ≤ 16·stride bytes (asserted above).
@@ -234,6 +253,11 @@ impl Tiles for Native {
     fn finish(&mut self) {
         // SAFETY: releases the tile state configured by `start`.
         unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) }
+    }
+    fn prefetch(&self, p: *const u8) {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: prefetch never faults, whatever the address; SSE is baseline x86_64.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
     }
 }
 

@@ -57,6 +57,10 @@ pub trait Simd512: Copy {
     /// # Safety
     /// `p + i` must be writable for every set bit `i` of `k` (other bytes are not touched).
     unsafe fn mask_storeu_epi8(p: *mut u8, k: u64, v: Self::V);
+    /// Store bytes `16·L .. 16·L + 16` of `v` to `p` (`vextracti32x4` + a 16-byte store).
+    /// # Safety
+    /// `p .. p + 16` must be writable.
+    unsafe fn store_lane128<const L: i32>(p: *mut u8, v: Self::V);
     /// Shift each 16-bit lane right by `n` ∈ {2, 4, 6}.
     fn srli_epi16(a: Self::V, n: u32) -> Self::V;
     /// `vpmaddubsw`: u8 × i8 pairs summed into saturated i16.
@@ -197,6 +201,11 @@ impl Simd512 for Emulated {
                 unsafe { *p.wrapping_add(i) = b };
             }
         }
+    }
+    unsafe fn store_lane128<const L: i32>(p: *mut u8, v: [u8; 64]) {
+        let l = L as usize;
+        // SAFETY: 16 writable bytes at p (caller).
+        unsafe { std::ptr::copy_nonoverlapping(v[16 * l..].as_ptr(), p, 16) }
     }
     fn srli_epi16(a: [u8; 64], n: u32) -> [u8; 64] {
         let mut v = [0u8; 64];
@@ -370,6 +379,11 @@ mod native {
             // SAFETY: the masked bytes are writable (caller); masked-off bytes are neither
             // read nor written and cannot fault. AVX-512BW present (module contract).
             unsafe { _mm512_mask_storeu_epi8(p as *mut i8, k, v) }
+        }
+        #[inline(always)]
+        unsafe fn store_lane128<const L: i32>(p: *mut u8, v: __m512i) {
+            // SAFETY: 16 writable bytes at p (caller); AVX-512F present (module contract).
+            unsafe { _mm_storeu_si128(p as *mut __m128i, _mm512_extracti32x4_epi32::<L>(v)) }
         }
         #[inline(always)]
         fn srli_epi16(a: __m512i, n: u32) -> __m512i {

@@ -529,8 +529,9 @@ pub fn packed_decode<S: Simd512>(
 /// Codes of `rotor-tl` rows `rows` into `dst` (`stride` bytes a row). Per 64-byte load
 /// (16 rows × one quad of 16 columns): for each group of four rows, one `vpermb` spreads each
 /// row's four nibble bytes over its sixteen columns, two `vptestmb` pick each column's P and N
-/// bit, two masked moves make the codes, and four masked stores put each row's 16 bytes in
-/// place.
+/// bit, two masked moves make the codes, and four 16-byte stores (`vextracti32x4`) put each
+/// row's 16 bytes in place. (Four 64-byte masked stores, each enabling one row's 16 bytes at an
+/// offset address, measured twice as slow: 0.37 against 0.19 cycles per weight.)
 #[inline(always)]
 pub fn tl_decode<S: Simd512>(w: &TlView, rows: Range<usize>, dst: &mut [u8], stride: usize) {
     let bb = w.block_bytes();
@@ -565,22 +566,27 @@ pub fn tl_decode<S: Simd512>(w: &TlView, rows: Range<usize>, dst: &mut [u8], str
                     S::test_epi8_mask(x, bit_n),
                     zero,
                 );
-                for r in 0..4 {
+                // Row r0 + r, columns 16·quad .. +16 (inside `dst`: row < rows.end and
+                // 16·quad + 16 ≤ stride, asserted); rows outside the range are skipped.
+                let at = |r: usize| {
                     let row = r0 + r;
-                    if !rows.contains(&row) {
-                        continue;
+                    rows.contains(&row)
+                        .then(|| d.wrapping_add((row - rows.start) * stride + 16 * quad))
+                };
+                // SAFETY (all four): 16 writable bytes at a pointer `at` returned.
+                unsafe {
+                    if let Some(p) = at(0) {
+                        S::store_lane128::<0>(p, codes);
                     }
-                    let at = (row - rows.start) * stride + 16 * quad;
-                    // SAFETY: bytes 16r .. 16r+16 of the vector go to dst[at .. at+16], inside
-                    // `dst` (row < rows.end, 16·quad + 16 ≤ stride); the base pointer is only
-                    // offset, never dereferenced outside the mask.
-                    unsafe {
-                        S::mask_storeu_epi8(
-                            d.wrapping_add(at).wrapping_sub(16 * r),
-                            0xFFFF << (16 * r),
-                            codes,
-                        )
-                    };
+                    if let Some(p) = at(1) {
+                        S::store_lane128::<1>(p, codes);
+                    }
+                    if let Some(p) = at(2) {
+                        S::store_lane128::<2>(p, codes);
+                    }
+                    if let Some(p) = at(3) {
+                        S::store_lane128::<3>(p, codes);
+                    }
                 }
             }
         }
