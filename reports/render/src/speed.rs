@@ -27,6 +27,25 @@ pub fn render(all: &DataFrame, figures: &Path) -> Result<Vec<(String, String)>> 
                     && r.variant == head
             })
         };
+    // Prefill rows name the batched kernel that ran (`amx`, `avx512vnni`, …), which can differ
+    // from the single-token kernel of the decode rows, and the prompt length is their batch:
+    // the 128-token prompt (or the only one a run has) is the configuration's prefill.
+    let getp = |m: &str, shape: &str, layout: &str, t: i64, head: &str| -> Option<&Rec> {
+        let all: Vec<&Rec> = recs
+            .iter()
+            .filter(|r| {
+                r.metric == m
+                    && r.shape == shape
+                    && r.layout == layout
+                    && r.threads == t
+                    && r.variant == head
+            })
+            .collect();
+        all.iter()
+            .find(|r| r.batch == 128)
+            .or_else(|| all.iter().find(|r| r.batch != 32 && r.batch != 512))
+            .copied()
+    };
     // Configurations in order of appearance.
     let mut cfgs: Vec<(String, String, String, i64, String)> = vec![];
     for r in recs.iter().filter(|r| r.metric == "decode_tok_s") {
@@ -87,7 +106,12 @@ pub fn render(all: &DataFrame, figures: &Path) -> Result<Vec<(String, String)>> 
                 groups
                     .iter()
                     .map(|g| {
-                        get(metric, big, &g.0, &g.1, t, &g.2).map(|r| Bar {
+                        let r = if metric.starts_with("prefill") {
+                            getp(metric, big, &g.0, t, &g.2)
+                        } else {
+                            get(metric, big, &g.0, &g.1, t, &g.2)
+                        };
+                        r.map(|r| Bar {
                             value: r.value,
                             err: Some((r.min, r.max)),
                         })
@@ -175,7 +199,9 @@ pub fn render(all: &DataFrame, figures: &Path) -> Result<Vec<(String, String)>> 
             c.2.clone(),
             c.3.to_string(),
             c.4.clone(),
-            f(v("prefill_tok_s"), 1),
+            getp("prefill_tok_s", &c.0, &c.1, c.3, &c.4)
+                .map(|r| format!("{} ({})", f(r.value, 1), r.kernel))
+                .unwrap_or("–".into()),
             d.map(|r| format!("{} ({}–{})", f(r.value, 2), f(r.min, 2), f(r.max, 2)))
                 .unwrap_or("–".into()),
             format!("{}%", f(100.0 * v("roofline_fraction"), 0)),
@@ -193,7 +219,7 @@ pub fn render(all: &DataFrame, figures: &Path) -> Result<Vec<(String, String)>> 
                 "kernel",
                 "threads",
                 "head",
-                "prefill tok/s",
+                "prefill tok/s (batched kernel)",
                 "decode tok/s (min–max)",
                 "of roofline",
                 "MB read / token",
@@ -203,5 +229,72 @@ pub fn render(all: &DataFrame, figures: &Path) -> Result<Vec<(String, String)>> 
             &rows,
         ) + &format!("\n{sub}\n"),
     ));
+    // The prefill sweep: every prompt length, with the batched kernel's multiply-add rate
+    // against its peak (the peak's arithmetic is in the experiment: MACs per instruction ×
+    // instructions per cycle × the clock measured in the run × threads).
+    let mut sweep: Vec<&Rec> = recs
+        .iter()
+        .filter(|r| r.metric == "prefill_tok_s" && r.shape == big)
+        .collect();
+    sweep.sort_by(|a, b| {
+        (a.threads, &a.variant, a.batch)
+            .cmp(&(b.threads, &b.variant, b.batch))
+            .then(a.layout.cmp(&b.layout))
+    });
+    let mut srows = vec![];
+    for r in sweep {
+        let m = |name: &str| {
+            recs.iter()
+                .find(|x| {
+                    x.metric == name
+                        && x.shape == r.shape
+                        && x.layout == r.layout
+                        && x.kernel == r.kernel
+                        && x.threads == r.threads
+                        && x.variant == r.variant
+                        && x.batch == r.batch
+                })
+                .map(|x| x.value)
+                .unwrap_or(f64::NAN)
+        };
+        srows.push(vec![
+            format!("`{}`", r.layout),
+            r.kernel.clone(),
+            r.threads.to_string(),
+            r.variant.clone(),
+            r.batch.to_string(),
+            format!("{} ({}–{})", f(r.value, 1), f(r.min, 1), f(r.max, 1)),
+            f(m("prefill_ternary_gmacs"), 0),
+            f(m("prefill_peak_gmacs"), 0),
+            format!("{}%", f(100.0 * m("prefill_peak_fraction"), 1)),
+            format!(
+                "{} / {} / {} / {}",
+                f(m("prefill_ms_ternary"), 0),
+                f(m("prefill_ms_attention"), 0),
+                f(m("prefill_ms_norms_quant"), 0),
+                f(m("prefill_ms_head"), 0)
+            ),
+        ]);
+    }
+    if !srows.is_empty() {
+        sections.push((
+            "speed-prefill".to_string(),
+            table(
+                &[
+                    "layout",
+                    "batched kernel",
+                    "threads",
+                    "head",
+                    "prompt tokens",
+                    "prefill tok/s (min–max)",
+                    "ternary GMAC/s",
+                    "peak GMAC/s",
+                    "of peak",
+                    "ms: ternary / attention / norms+quant / head",
+                ],
+                &srows,
+            ) + &format!("\n{sub}\n"),
+        ));
+    }
     Ok(sections)
 }
