@@ -129,6 +129,8 @@ pub fn run(model: &Model, o: &BenchOptions, stats: &VerifyStats) -> Result<Bench
     let (dmin, dmed, dmax) = stats3(&mut decode);
     let head_bytes = model.head_bytes();
     let bytes_per_token = model.ternary_bytes() + head_bytes;
+    // The peak before the bandwidth probe: its 1 GiB buffer is the probe's, not the model's.
+    let peak_rss_bytes = crate::sys::peak_rss_bytes();
     let bw = if o.measure_bandwidth {
         model
             .pool
@@ -148,7 +150,7 @@ pub fn run(model: &Model, o: &BenchOptions, stats: &VerifyStats) -> Result<Bench
         decode_tok_s: dmed,
         decode_tok_s_min: dmin,
         decode_tok_s_max: dmax,
-        peak_rss_bytes: crate::sys::peak_rss_bytes(),
+        peak_rss_bytes,
         bytes_per_token,
         read_bandwidth_bytes_s: bw,
         roofline_fraction: bytes_per_token as f64 * dmed / bw,
