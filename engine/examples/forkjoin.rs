@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use rotor::kernels::Kernel;
-use rotor::ternary::parallel;
 use rotor::ternary::{ActBuf, LayoutKind, Ternary};
 
 fn main() {
@@ -29,9 +28,8 @@ fn main() {
                 w.gemm_block(k, &x.view(), 0..16, &mut parts);
             }
             let serial = t0.elapsed().as_secs_f64() / n as f64;
-            // Forced split: two halves via rayon::join (what a 2-task region costs).
-            let t0 = Instant::now();
-            for _ in 0..n {
+            // The product in two halves via rayon::join (what a 2-task region costs).
+            let split_join = |y: &mut [i32]| {
                 let (a, b) = y.split_at_mut(32);
                 rayon::join(
                     || {
@@ -43,6 +41,11 @@ fn main() {
                         w.gemm_block(k, &x.view(), 8..16, &mut p)
                     },
                 );
+            };
+            // Forced split, back to back.
+            let t0 = Instant::now();
+            for _ in 0..n {
+                split_join(&mut y);
             }
             let joined = t0.elapsed().as_secs_f64() / n as f64;
             // With a gap between regions (as between products, where norms run serially).
@@ -50,17 +53,7 @@ fn main() {
             for _ in 0..n / 10 {
                 let s = Instant::now();
                 while s.elapsed().as_micros() < 20 {}
-                let (a, b) = y.split_at_mut(32);
-                rayon::join(
-                    || {
-                        let mut p: Vec<&mut [i32]> = a.chunks_mut(8).collect();
-                        w.gemm_block(k, &x.view(), 0..8, &mut p)
-                    },
-                    || {
-                        let mut p: Vec<&mut [i32]> = b.chunks_mut(8).collect();
-                        w.gemm_block(k, &x.view(), 8..16, &mut p)
-                    },
-                );
+                split_join(&mut y);
             }
             let gapped = t0.elapsed().as_secs_f64() / (n / 10) as f64 - 20e-6;
             println!(
@@ -71,5 +64,4 @@ fn main() {
             );
         });
     }
-    let _ = parallel::gemm;
 }

@@ -83,8 +83,7 @@ pub mod q8_0 {
             "Q8_0 needs whole blocks of 32"
         );
         for blk in x.chunks_exact(BLOCK) {
-            let amax = blk.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let d = amax / 127.0;
+            let d = crate::quant::absmax(blk) / 127.0;
             let id = if d != 0.0 { 1.0 / d } else { 0.0 };
             out.extend_from_slice(&f16_bits(d).to_le_bytes());
             for &v in blk {

@@ -221,25 +221,6 @@ impl Rotor {
         (row[base + i], row[base + self.bw + i])
     }
 
-    /// Position of the two plane words of every word `k` of a row, in order, without a
-    /// division per word: `(k, index of plane A, index of plane B)`.
-    #[inline(always)]
-    pub fn word_index(&self) -> impl Iterator<Item = (usize, usize, usize)> + use<> {
-        let (bw, wpr) = (self.bw, self.wpr);
-        let sh = bw.trailing_zeros();
-        (0..wpr).map(move |k| {
-            let (blk, i) = if bw == wpr {
-                (0, k)
-            } else if bw.is_power_of_two() {
-                (k >> sh, k & (bw - 1))
-            } else {
-                (k / bw, k % bw)
-            };
-            let a = blk * 2 * bw + i;
-            (k, a, a + bw)
-        })
-    }
-
     /// Indices of the two plane words of word `k` for a kernel specialised on the interleave
     /// `BW` (1 or 4 words; 0 = planes separate per row; anything else = this matrix's block
     /// size, computed at run time). `BW` must match [`block`](Self::block).
