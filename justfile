@@ -101,6 +101,28 @@ train-tiny MINUTES="25":
     cargo build --release -p rotor -p train-tiny
     nice -n 10 ./target/release/train-tiny --minutes {{MINUTES}} --out datasets/models/austen-tiny
 
+# The second shipped model, for llama.cpp: the same trainer with intermediate 768, so every
+# projection input (256, 768) is a multiple of 256 and the model fits TQ2_0/TQ1_0/I2_S GGUF.
+train-tiny-i768 MINUTES="25":
+    cargo build --release -p rotor -p train-tiny
+    nice -n 10 ./target/release/train-tiny --minutes {{MINUTES}} --inter 768 --out datasets/models/austen-tiny-i768 --init-out target/train-tiny/init-i768
+
+# Do rotor and llama.cpp compute the same model? The trained austen-tiny-i768 in rotor
+# (safetensors; TQ2_0/TQ1_0/I2_S GGUF; ReLU² and the --ffn-act silu research switch) and in
+# llama.cpp (llama-cpp-python, built once into ~/.cache/rotor/peers-venv like bench-peers) on
+# the same test chunks: perplexity, per-position logit agreement, tokenizer agreement. CSV in
+# reports/results/crosscheck/, then the report. A few minutes; not part of `just test` or CI
+# (the tests run its rotor arms in tiny mode).
+bench-crosscheck *FLAGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    lock="${ROTOR_BENCH_LOCK:-/tmp/rotor-build.lock}"
+    run() { if [ "$lock" = none ]; then "$@"; else flock "$lock" "$@"; fi; }
+    run cargo build --release -p crosscheck
+    py=$(run bash experiments/peers/setup-llama.sh | tail -n 1)
+    run ./target/release/crosscheck --python "$py" {{FLAGS}}
+    run just report
+
 # Exports the synthesized 2B-4T-shape model to TQ2_0 / TQ1_0 GGUF, checks each file loads in
 # llama.cpp and in rotor, then times `rotor bench` and llama.cpp (llama-cpp-python from PyPI,
 # compiled once into ~/.cache/rotor/peers-venv, ~12 min) alternately; CSV in

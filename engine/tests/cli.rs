@@ -235,6 +235,41 @@ fn synth_inspect_logits_generate_perplexity() {
     let ppl = p["ppl"].as_f64().unwrap();
     assert!(ppl > 50.0 && ppl < 1e5, "{p}");
     assert_eq!(p["tokens_scored"], 4 * (64 - 32 - 1));
+    assert_eq!(p["ffn_act"], "relu2");
+
+    // The research switch: SiLU computes a different function (another perplexity, another
+    // set of logits), says so on stderr, and an unknown activation is a clear error.
+    let o = rotor(&[
+        "perplexity",
+        "--model",
+        ms,
+        "--text",
+        text.to_str().unwrap(),
+        "--ctx",
+        "64",
+        "--chunks",
+        "4",
+        "--json",
+        "--ffn-act",
+        "silu",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("research switch"));
+    let q: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(q["ffn_act"], "silu");
+    assert_ne!(q["mean_nll"], p["mean_nll"], "{q} vs {p}");
+    fails(
+        &[
+            "logits",
+            "--model",
+            ms,
+            "--tokens",
+            "1,2",
+            "--ffn-act",
+            "gelu",
+        ],
+        &["unknown FFN activation `gelu`"],
+    );
 }
 
 fn logits_of(m: &Path, ids: &[u32]) -> Vec<Vec<f32>> {

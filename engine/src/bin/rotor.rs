@@ -176,6 +176,11 @@ struct ModelArgs {
     /// ACT_PARALLEL). The file cannot say which; see docs/FORMAT.md §8.3.
     #[arg(long, value_name = "ORDER")]
     i2s_order: Option<String>,
+    /// Feed-forward activation: relu2 (BitNet b1.58's `hidden_act`, the default) or silu — a
+    /// research switch that reproduces llama.cpp's BitNet graph (it builds the block with
+    /// SiLU); it computes a different function from the one the model was trained with.
+    #[arg(long, default_value = "relu2", value_name = "ACT")]
+    ffn_act: String,
 }
 
 /// A `--tokens` list, parsed by [`rotor::tokenizer::parse_token_ids`].
@@ -307,6 +312,7 @@ impl ModelArgs {
                 self.model.display()
             );
         }
+        let ffn_act = rotor::model::FfnAct::parse(&self.ffn_act)?;
         let opts = LoadOptions {
             layout,
             kernel,
@@ -347,7 +353,16 @@ impl ModelArgs {
                 m
             }
         };
-        m.with_context(|| format!("loading {}", self.model.display()))
+        let mut m = m.with_context(|| format!("loading {}", self.model.display()))?;
+        if ffn_act != rotor::model::FfnAct::Relu2 {
+            eprintln!(
+                "note: --ffn-act {} is a research switch: the feed-forward block computes {}(gate)·up, not the model's relu(gate)²·up",
+                ffn_act.name(),
+                ffn_act.name()
+            );
+        }
+        m.ffn_act = ffn_act;
+        Ok(m)
     }
 }
 
@@ -999,6 +1014,7 @@ fn cmd_perplexity(a: PplArgs) -> Result<()> {
         v["layout"] = json!(model.layout.name());
         v["kernel"] = json!(model.kernel.name());
         v["threads"] = json!(model.threads());
+        v["ffn_act"] = json!(model.ffn_act.name());
         v["text_tokens"] = json!(tokens.len());
         println!("{}", serde_json::to_string(&v)?);
     } else {
@@ -1050,6 +1066,7 @@ fn cmd_faults(a: FaultsArgs) -> Result<()> {
         head: "bf16".into(),
         acts: "int8".into(),
         i2s_order: None,
+        ffn_act: "relu2".into(),
     };
     let model = m.load()?;
     let tokens: Vec<u32> = if let Some(t) = &a.tokens {

@@ -11,6 +11,8 @@
 //!     h += Wdown quant(rmsnorm(relu(Wgate x)² · Wup x, ffn_sub_norm))
 //! logits = rmsnorm(h, norm) · embedᵀ
 //! ```
+//! (`relu(·)²` is [`Model::ffn_act`]: always ReLU² except in the `--ffn-act silu` research runs
+//! that reproduce llama.cpp's BitNet graph, see [`FfnAct`](super::FfnAct).)
 //! A call processes `T` new tokens at positions `cache.len() ..`; prefill passes the prompt
 //! (in chunks of at most `State::max_batch`), decode passes one token. All buffers live in
 //! [`State`], sized once; the decode loop allocates nothing. No intrinsics here: the ternary
@@ -427,10 +429,8 @@ impl Model {
         );
         st.timings.add(Stage::Ternary, t0);
         let t0 = Instant::now();
-        for (g, &u) in st.gate[..t * inter].iter_mut().zip(&st.up[..t * inter]) {
-            let r = g.max(0.0);
-            *g = r * r * u;
-        }
+        self.ffn_act
+            .apply(&mut st.gate[..t * inter], &st.up[..t * inter]);
         rmsnorm(
             &st.gate[..t * inter],
             &layer.ffn_sub_norm,

@@ -36,6 +36,56 @@ pub enum Scale {
     Divide(f32),
 }
 
+/// The feed-forward activation `act(gate) · up`.
+///
+/// BitNet b1.58 (`hidden_act: relu2`) uses the squared ReLU, and that is the only activation a
+/// `config.json` can select. [`FfnAct::Silu`] is a **research switch** (`--ffn-act silu`): it
+/// reproduces llama.cpp's BitNet graph, which builds the block with SiLU whatever the model was
+/// trained with, so the two engines can be compared on the same function. It is never used
+/// for the real model's results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FfnAct {
+    /// `relu(g)² · u` (BitNet b1.58, transformers' `relu2`).
+    #[default]
+    Relu2,
+    /// `g / (1 + e^-g) · u` (llama.cpp's `LLM_FFN_SILU, LLM_FFN_PAR`).
+    Silu,
+}
+
+impl FfnAct {
+    pub fn parse(s: &str) -> Result<FfnAct> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "relu2" => Ok(FfnAct::Relu2),
+            "silu" => Ok(FfnAct::Silu),
+            _ => Err(Error::Invalid(format!(
+                "unknown FFN activation `{s}` (relu2 = BitNet b1.58, silu = llama.cpp's BitNet graph)"
+            ))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            FfnAct::Relu2 => "relu2",
+            FfnAct::Silu => "silu",
+        }
+    }
+    /// `act(g) · u`, in place over `gate`.
+    pub fn apply(self, gate: &mut [f32], up: &[f32]) {
+        match self {
+            FfnAct::Relu2 => {
+                for (g, &u) in gate.iter_mut().zip(up) {
+                    let r = g.max(0.0);
+                    *g = r * r * u;
+                }
+            }
+            FfnAct::Silu => {
+                for (g, &u) in gate.iter_mut().zip(up) {
+                    *g = *g / (1.0 + (-*g).exp()) * u;
+                }
+            }
+        }
+    }
+}
+
 /// One ternary projection (`AutoBitLinear`): weights in some layout and a per-tensor scale.
 #[derive(Debug)]
 pub struct Linear {
@@ -376,6 +426,9 @@ pub struct Model {
     pub head_int8: Option<Int8Head>,
     /// How projection inputs are quantized (see [`ActPrecision`]).
     pub acts: ActPrecision,
+    /// The feed-forward activation: [`FfnAct::Relu2`] after loading (the model's own); a
+    /// research run may set [`FfnAct::Silu`] (see there).
+    pub ffn_act: FfnAct,
     pub layers: Vec<Layer>,
     pub norm: Vec<f32>, // [hidden]
     pub rope: rope::Rope,
@@ -704,6 +757,7 @@ fn finish(
     Model {
         checkpoint_bytes,
         acts: opts.acts,
+        ffn_act: FfnAct::Relu2,
         config,
         layout,
         kernel,
@@ -832,4 +886,31 @@ fn convert_projection(
         checks,
         dense: Default::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FfnAct;
+
+    #[test]
+    fn ffn_activations() {
+        let up = [3.0f32, 3.0, 3.0, 2.0];
+        let mut g = [-1.0f32, 0.0, 2.0, 30.0];
+        FfnAct::Relu2.apply(&mut g, &up);
+        assert_eq!(g, [0.0, 0.0, 12.0, 1800.0]);
+        let mut g = [-1.0f32, 0.0, 2.0, 30.0];
+        FfnAct::Silu.apply(&mut g, &up);
+        let silu = |x: f32| x / (1.0 + (-x).exp());
+        assert_eq!(
+            g,
+            [silu(-1.0) * 3.0, 0.0, silu(2.0) * 3.0, silu(30.0) * 2.0]
+        );
+        assert!(
+            g[0] < 0.0,
+            "SiLU lets negative gates through, ReLU² does not"
+        );
+        assert_eq!(FfnAct::parse("SiLU").unwrap(), FfnAct::Silu);
+        assert_eq!(FfnAct::default(), FfnAct::Relu2);
+        assert!(FfnAct::parse("gelu").is_err());
+    }
 }

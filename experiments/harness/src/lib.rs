@@ -70,22 +70,26 @@ pub mod args {
         #[arg(long, value_name = "DIR")]
         pub models: Option<PathBuf>,
         /// [perplexity] a real checkpoint to score too (or ROTOR_MODEL); [peers] the
-        /// 2B-4T-shape model [default: target/models/2b4t].
+        /// 2B-4T-shape model [default: target/models/2b4t]; [crosscheck] the trained model
+        /// [default: datasets/models/austen-tiny-i768].
         #[arg(long, value_name = "DIR")]
         pub model: Option<PathBuf>,
-        /// [perplexity] the text to score the real model on (or ROTOR_WIKITEXT).
+        /// [perplexity] the text to score the real model on (or ROTOR_WIKITEXT); [crosscheck]
+        /// the text both engines score [default: datasets/corpus/test.txt].
         #[arg(long, value_name = "FILE")]
         pub text: Option<PathBuf>,
         /// [magnitude] per-operation energies instead of experiments/magnitude/energy.csv.
         #[arg(long, value_name = "FILE")]
         pub energy: Option<PathBuf>,
-        /// [peers] where the GGUF exports go [default: <model>-gguf].
+        /// [peers] where the GGUF exports go [default: <model>-gguf]; [crosscheck] default
+        /// target/crosscheck/<model>-<mode>.
         #[arg(long, value_name = "DIR")]
         pub gguf_dir: Option<PathBuf>,
         /// [peers] the rotor binary [default: target/release/rotor].
         #[arg(long, value_name = "BIN")]
         pub rotor: Option<PathBuf>,
-        /// [peers] the Python with llama-cpp-python [default: the peers venv's].
+        /// [peers, crosscheck] the Python with llama-cpp-python [default: the peers venv's;
+        /// crosscheck --tiny: none, the llama.cpp arms are skipped].
         #[arg(long, value_name = "PY")]
         pub python: Option<PathBuf>,
         /// [peers] lock file held by heavy steps, or `none` [default: ROTOR_BENCH_LOCK or

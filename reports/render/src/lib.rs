@@ -6,6 +6,7 @@
 //! machine from committed results.
 
 pub mod charts;
+pub mod crosscheck;
 pub mod data;
 pub mod layouts;
 pub mod magnitude;
@@ -26,10 +27,11 @@ use anyhow::{Context, Result};
 type Renderer = fn(&polars::prelude::DataFrame, &Path) -> Result<Vec<(String, String)>>;
 
 /// The experiments in report order.
-pub const EXPERIMENTS: [(&str, Renderer); 8] = [
+pub const EXPERIMENTS: [(&str, Renderer); 9] = [
     ("layouts", layouts::render),
     ("magnitude", magnitude::render),
     ("peers", peers::render),
+    ("crosscheck", crosscheck::render),
     ("verification", verification::render),
     ("verifycost", verifycost::render),
     ("utilization", utilization::render),
