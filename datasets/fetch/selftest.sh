@@ -98,7 +98,7 @@ bad_sums="$(awk '/^[ \t]*sha256[ \t]*=/ {
 check_eq "manifest: every sha256 is \"\" or 64 lower-case hex digits" "$bad_sums" ""
 entries="$(awk '/^\[\[entry\]\]/ { getline; v = $0; sub(/^[^"]*"/, "", v); sub(/".*$/, "", v); print v }' "$REAL_MANIFEST")"
 check_eq "manifest: entries" "$(printf '%s\n' "$entries" | tr '\n' ' ')" \
-  "austen-corpus austen-tiny microsoft/bitnet-b1.58-2B-4T microsoft/bitnet-b1.58-2B-4T-bf16 microsoft/bitnet-b1.58-2B-4T-gguf wikitext-2-raw-v1 "
+  "austen-corpus austen-tiny austen-tiny-i768 microsoft/bitnet-b1.58-2B-4T microsoft/bitnet-b1.58-2B-4T-bf16 microsoft/bitnet-b1.58-2B-4T-gguf wikitext-2-raw-v1 "
 while IFS= read -r e; do
   [ -n "$e" ] || continue
   shipped="$(rotor_manifest_get "$e" "" shipped)"
@@ -142,16 +142,19 @@ else
   bad "corpus/SHA256SUMS exists"
 fi
 
-# --------------------------------------------------------- shipped model ----
-while IFS= read -r f; do
-  [ -n "$f" ] || continue
-  p="$DATASETS/../$(rotor_manifest_get austen-tiny "$f" path)"
-  if [ ! -f "$p" ]; then bad "models/austen-tiny/$f exists"; continue; fi
-  check_eq "models/austen-tiny/$f size matches the manifest" "$(rotor_file_size "$p")" \
-    "$(rotor_manifest_get austen-tiny "$f" size_bytes)"
-  check_rc "models/austen-tiny/$f sha256 matches the manifest" 0 "$V" "$p" \
-    "$(rotor_manifest_get austen-tiny "$f" sha256)"
-done < <(rotor_manifest_files austen-tiny)
+# -------------------------------------------------------- shipped models ----
+for m in austen-tiny austen-tiny-i768; do
+  while IFS= read -r f; do
+    [ -n "$f" ] || continue
+    p="$DATASETS/../$(rotor_manifest_get "$m" "$f" path)"
+    if [ ! -f "$p" ]; then bad "models/$m/$f exists"; continue; fi
+    check_eq "models/$m/$f size matches the manifest" "$(rotor_file_size "$p")" \
+      "$(rotor_manifest_get "$m" "$f" size_bytes)"
+    check_rc "models/$m/$f sha256 matches the manifest" 0 "$V" "$p" \
+      "$(rotor_manifest_get "$m" "$f" sha256)"
+  done < <(rotor_manifest_files "$m")
+  [ -n "$(rotor_manifest_files "$m")" ] || bad "manifest lists the files of $m"
+done
 
 # ------------------------------------------------------ fake hub, models ----
 if ! command -v curl >/dev/null 2>&1; then

@@ -30,10 +30,16 @@ pub fn round_half_even(x: f32) -> f32 {
 /// path stays exact, only the inputs are coarser). `F32` skips quantization: the projections
 /// multiply the unquantized activations by the ternary weights in f32 (a slow reference path
 /// for the perplexity experiment, through the dense ternary form; no verification there).
+/// `Q8K` emulates llama.cpp's activations for its TQ types: int8 per block of 256 values
+/// (ggml's `Q8_K`: scale `max/127` of each block, the signed extreme maps to ∓127, round half
+/// to even), dequantized and multiplied in f32 on the same reference path — a research variant
+/// that lets the `crosscheck` experiment measure how much of the difference from llama.cpp this
+/// one choice makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ActPrecision {
     Int(u8),
     F32,
+    Q8K,
 }
 
 impl Default for ActPrecision {
@@ -48,11 +54,13 @@ impl ActPrecision {
         let bad = || {
             crate::Error::Invalid(format!(
                 "unknown activation precision {s:?}: expected int8 (BitNet b1.58), int2..int7 \
-                 (lossy) or f32 (unquantized)"
+                 (lossy), f32 (unquantized) or q8k (llama.cpp's int8 per 256-block, emulated \
+                 in f32)"
             ))
         };
         match s {
             "f32" => Ok(ActPrecision::F32),
+            "q8k" | "q8_k" => Ok(ActPrecision::Q8K),
             _ => {
                 let bits: u8 = s
                     .strip_prefix("int")
@@ -72,6 +80,7 @@ impl ActPrecision {
         match self {
             ActPrecision::Int(b) => format!("int{b}"),
             ActPrecision::F32 => "f32".into(),
+            ActPrecision::Q8K => "q8k".into(),
         }
     }
 
@@ -79,7 +88,7 @@ impl ActPrecision {
     pub fn qmax(self) -> Option<f32> {
         match self {
             ActPrecision::Int(b) => Some(((1i32 << (b - 1)) - 1) as f32),
-            ActPrecision::F32 => None,
+            ActPrecision::F32 | ActPrecision::Q8K => None,
         }
     }
 }
@@ -147,6 +156,13 @@ pub fn quantize_batch_as(
     scales.clear();
     let Some(qmax) = p.qmax() else {
         buf.float.extend_from_slice(x);
+        if p == ActPrecision::Q8K {
+            for row in buf.float.chunks_exact_mut(cols) {
+                for block in row.chunks_mut(256) {
+                    q8k_block(block);
+                }
+            }
+        }
         scales.resize(batch, 1.0);
         return;
     };
@@ -172,6 +188,29 @@ pub fn quantize_batch_as(
     buf.prepare_panels();
 }
 
+/// Quantize one block to int8 as ggml's `quantize_row_q8_K_ref` does and write back the
+/// dequantized values: `iscale = −127 / x_m` where `x_m` is the element of largest magnitude
+/// (the first one on ties), `q = min(127, round_half_even(iscale · x))`, `x̂ = q / iscale`; an
+/// all-zero block stays zero.
+pub fn q8k_block(x: &mut [f32]) {
+    let (mut amax, mut max) = (0f32, 0f32);
+    for &v in x.iter() {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    if amax == 0.0 {
+        x.fill(0.0);
+        return;
+    }
+    let iscale = -127.0f32 / max;
+    let d = 1.0f32 / iscale;
+    for v in x.iter_mut() {
+        *v = round_half_even(iscale * *v).min(127.0) * d;
+    }
+}
+
 /// Absmean ternarization of a master weight tensor (`online` mode, transformers' `WeightQuant`).
 /// Returns the ternary values and the effective per-tensor scale `1/s`.
 pub fn absmean_ternarize(w: &[f32]) -> (Vec<i8>, f32) {
@@ -188,6 +227,44 @@ pub fn absmean_ternarize(w: &[f32]) -> (Vec<i8>, f32) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn q8k_block_is_ggmls_rule() {
+        // x_m = −4: iscale = 31.75; 2·31.75 = 63.5 rounds to even 64; the extreme to −127.
+        let mut x = [2.0f32, -4.0, 1.0, 0.0];
+        super::q8k_block(&mut x);
+        let d = 1.0f32 / 31.75;
+        assert_eq!(x, [64.0 * d, -127.0 * d, 32.0 * d, 0.0]);
+        assert_eq!(x[1], -4.0);
+        let mut z = [0.0f32; 5];
+        super::q8k_block(&mut z);
+        assert_eq!(z, [0.0; 5]);
+        // Blocks of 256 are independent: a large value in one block does not coarsen another.
+        let mut buf = crate::ternary::ActBuf::default();
+        let mut scales = vec![];
+        let row: Vec<f32> = (0..512)
+            .map(|i| if i < 256 { 1000.0 } else { 0.5 })
+            .collect();
+        super::quantize_batch_as(
+            &row,
+            1,
+            512,
+            super::ActPrecision::Q8K,
+            &mut buf,
+            &mut scales,
+        );
+        // 1000 comes back as −127 / (−127/1000) = 999.99994 in f32, as in ggml.
+        assert!(buf.float[..256].iter().all(|&v| (v - 1000.0).abs() < 1e-3));
+        assert!(
+            buf.float[256..].iter().all(|&v| v == 0.5),
+            "{:?}",
+            &buf.float[256..260]
+        );
+        assert_eq!(
+            super::ActPrecision::parse("q8k").unwrap(),
+            super::ActPrecision::Q8K
+        );
+    }
+
     #[test]
     fn absmax_is_the_serial_fold() {
         let mut seed = 7u32;

@@ -167,8 +167,9 @@ struct ModelArgs {
     #[arg(long, default_value = "bf16")]
     head: String,
     /// Activation precision of the ternary projections: int8 (BitNet b1.58, the default),
-    /// int2..int7 (the same absmax rule with fewer levels: lossy research variants), or f32
-    /// (unquantized activations, a slow scalar reference path).
+    /// int2..int7 (the same absmax rule with fewer levels: lossy research variants), f32
+    /// (unquantized activations, a slow scalar reference path), or q8k (llama.cpp's int8 per
+    /// 256-value block, emulated on the f32 path: a research variant for comparing engines).
     #[arg(long, default_value = "int8", value_name = "PRECISION")]
     acts: String,
     /// Byte order of I2_S tensors in a .gguf model: x86 (the default, bitnet.cpp's x86 build and
@@ -321,8 +322,11 @@ impl ModelArgs {
             head: rotor::model::HeadKind::parse(&self.head)?,
             acts: rotor::quant::ActPrecision::parse(&self.acts)?,
         };
-        if opts.acts == rotor::quant::ActPrecision::F32 && opts.checksums {
-            bail!("--verify checks integer products; it cannot be combined with --acts f32");
+        if opts.acts.qmax().is_none() && opts.checksums {
+            bail!(
+                "--verify checks integer products; it cannot be combined with --acts {} (a float path)",
+                opts.acts.name()
+            );
         }
         let show = std::io::IsTerminal::is_terminal(&std::io::stderr());
         let m = match kind {

@@ -17,6 +17,8 @@
 //!    ReLU² feed-forward (`relu2`) and with the research switch `--ffn-act silu`
 //!    ([`rotor::model::FfnAct`]); llama.cpp (llama-cpp-python, `llama_logits.py`) on each GGUF it
 //!    loads, with its default f16 KV cache, and on TQ2_0 also with an f32 cache (rotor's).
+//!    On TQ2_0 rotor also runs SiLU with llama.cpp's activation quantization emulated
+//!    (`rotor silu q8k`: int8 per 256-block, [`ActPrecision::Q8K`], on the f32 reference path).
 //!    llama.cpp's negative log-likelihoods are computed in float64 from its float32 logits by
 //!    the script; the same positions are then scored by the same code here.
 //! 4. **Agreement.** For the first `full` chunks both engines' full logits are kept, and each
@@ -33,7 +35,7 @@
 //! are finite; the SiLU arm differs from the ReLU² arm (the switch switches).
 //!
 //! CSV (`reports/results/crosscheck/<machine>.csv`): arm rows have `variant` = `rotor relu2`,
-//! `rotor silu`, `llama.cpp` or `llama.cpp kv-f32`, `layout` = the file (`safetensors`,
+//! `rotor silu`, `rotor silu q8k`, `llama.cpp` or `llama.cpp kv-f32`, `layout` = the file (`safetensors`,
 //! `TQ2_0`, `TQ1_0`, `I2_S`), `kernel` = rotor's kernel or `ggml-cpu@<llama.cpp commit>`,
 //! `shape` = `<model>/ctx<N>`, `batch` = tokens per forward (`ctx`); metrics `ppl` (min/max =
 //! ± one standard error), `mean_nll`, `tokens_scored`, `loads` (1/0: a file llama.cpp cannot
@@ -56,6 +58,7 @@ use harness::{Checks, Csv, Mode, Row, RunMeta};
 use rotor::gguf::{ExportOptions, HeadType, TernaryType};
 use rotor::model::{FfnAct, KvCache, LoadOptions, Logits, Model, State, VerifyCtx};
 use rotor::perplexity::{PplOptions, neg_log_softmax, perplexity};
+use rotor::quant::ActPrecision;
 use rotor::tokenizer::Tokenizer;
 use rotor::verify::Policy;
 use serde_json::{Value, json};
@@ -482,6 +485,23 @@ fn agree(
     ))
 }
 
+/// Print an arm's perplexity (`what` says how it ran) and check that its NLLs are finite.
+fn announce(arm: &Arm, ctx: usize, what: &str, checks: &mut Checks) {
+    let q = ppl_of(&arm.nll, ctx);
+    harness::say!(
+        "crosscheck: {:14} {:11} PPL {:9.4} ± {:.4} ({} tokens, {:.1} s{what})",
+        arm.variant,
+        arm.source,
+        q.ppl,
+        q.stderr,
+        q.count,
+        arm.seconds
+    );
+    checks.check(arm.nll.iter().all(|x| x.is_finite()), || {
+        format!("{} on {}: a non-finite NLL", arm.variant, arm.source)
+    });
+}
+
 pub fn run(args: &[String]) -> Result<()> {
     let o = parse(args)?;
     let t0 = Instant::now();
@@ -579,7 +599,7 @@ pub fn run(args: &[String]) -> Result<()> {
     } else {
         0
     };
-    let progress = harness::Progress::new("crosscheck", sources.len() * 2 + n_llama);
+    let progress = harness::Progress::new("crosscheck", sources.len() * 2 + 1 + n_llama);
 
     // --- rotor arms
     let mut arms: Vec<Arm> = vec![];
@@ -599,21 +619,8 @@ pub fn run(args: &[String]) -> Result<()> {
                 logits,
                 seconds: t.elapsed().as_secs_f64(),
             };
-            let q = ppl_of(&arm.nll, p.ctx);
-            harness::say!(
-                "crosscheck: {:11} {:11} PPL {:9.4} ± {:.4} ({} tokens, {:.1} s, layout {}, kernel {})",
-                arm.variant,
-                arm.source,
-                q.ppl,
-                q.stderr,
-                q.count,
-                arm.seconds,
-                model.layout.name(),
-                arm.kernel
-            );
-            checks.check(arm.nll.iter().all(|x| x.is_finite()), || {
-                format!("{} on {}: a non-finite NLL", arm.variant, arm.source)
-            });
+            let what = format!(", layout {}, kernel {}", model.layout.name(), arm.kernel);
+            announce(&arm, p.ctx, &what, &mut checks);
             arms.push(arm);
         }
         if !s.gguf {
@@ -647,6 +654,38 @@ pub fn run(args: &[String]) -> Result<()> {
                 },
             );
         }
+    }
+    // rotor with llama.cpp's activation quantization emulated (Q8_K blocks of 256, f32
+    // reference path), SiLU, on the TQ2_0 file: how much of what remains is that choice.
+    {
+        let s = &sources[1];
+        progress.step(format!("rotor silu q8k on {}", s.label));
+        let mut model = Model::load(
+            &s.path,
+            &LoadOptions {
+                acts: ActPrecision::Q8K,
+                ..Default::default()
+            },
+        )
+        .with_context(|| format!("loading {}", s.path.display()))?;
+        model.ffn_act = FfnAct::Silu;
+        let t = Instant::now();
+        let (nll, logits) = rotor_arm(&model, &chunks, p.full)?;
+        let arm = Arm {
+            variant: "rotor silu q8k".into(),
+            source: s.label.clone(),
+            kernel: "f32-reference".into(),
+            nll,
+            logits,
+            seconds: t.elapsed().as_secs_f64(),
+        };
+        announce(
+            &arm,
+            p.ctx,
+            ", Q8_K activations on the f32 path",
+            &mut checks,
+        );
+        arms.push(arm);
     }
     let find =
         |arms: &[Arm], v: &str, s: &str| arms.iter().position(|a| a.variant == v && a.source == s);
@@ -743,19 +782,7 @@ pub fn run(args: &[String]) -> Result<()> {
                         logits,
                         seconds: t.elapsed().as_secs_f64(),
                     };
-                    let q = ppl_of(&arm.nll, p.ctx);
-                    harness::say!(
-                        "crosscheck: {:11} {:11} PPL {:9.4} ± {:.4} ({} tokens, {:.1} s)",
-                        arm.variant,
-                        arm.source,
-                        q.ppl,
-                        q.stderr,
-                        q.count,
-                        arm.seconds
-                    );
-                    checks.check(arm.nll.iter().all(|x| x.is_finite()), || {
-                        format!("llama.cpp on {}: a non-finite NLL", s.label)
-                    });
+                    announce(&arm, p.ctx, "", &mut checks);
                     if let Some(t) = j.get("tokenize").filter(|t| kv == "f16" && t.is_object()) {
                         tokenizer_rows.push((s.label.clone(), kernel.clone(), t.clone()));
                     }
@@ -872,6 +899,20 @@ pub fn run(args: &[String]) -> Result<()> {
         "llama.cpp kv-f32".into(),
         "TQ2_0".into(),
         true,
+    ));
+    pairs.push((
+        "llama.cpp kv-f32".into(),
+        "TQ2_0".into(),
+        "rotor silu q8k".into(),
+        "TQ2_0".into(),
+        true,
+    ));
+    pairs.push((
+        "rotor silu q8k".into(),
+        "TQ2_0".into(),
+        "rotor silu".into(),
+        "TQ2_0".into(),
+        false,
     ));
     let mut lines = vec![];
     for (va, sa, vb, sb, by_pos) in pairs {

@@ -17,7 +17,13 @@ use crate::charts::{Bar, Grouped, Lines};
 use crate::data::{self, Rec};
 use crate::report::{f, table};
 
-const ARMS: [&str; 4] = ["rotor relu2", "rotor silu", "llama.cpp", "llama.cpp kv-f32"];
+const ARMS: [&str; 5] = [
+    "rotor relu2",
+    "rotor silu",
+    "rotor silu q8k",
+    "llama.cpp",
+    "llama.cpp kv-f32",
+];
 
 fn sci(v: f64) -> String {
     if v.is_finite() {
@@ -195,7 +201,9 @@ pub fn render(all: &DataFrame, figures: &Path) -> Result<Vec<(String, String)>> 
         + &format!(
             "\nPerplexity ± one standard error on {} chunks of the test split ({} scored tokens, \
              llama.cpp's convention), every arm on the same token ids; `{shape}`. `rotor relu2` is \
-             the model as trained; `rotor silu` is rotor with `--ffn-act silu`; `llama.cpp` is \
+             the model as trained; `rotor silu` is rotor with `--ffn-act silu`; `rotor silu q8k` \
+             adds llama.cpp's activation quantization (int8 per 256-value block instead of per \
+             token, `--acts q8k`, emulated on rotor's f32 reference path); `llama.cpp` is \
              llama-cpp-python with its default f16 KV cache, `kv-f32` with an f32 one.{tok_line} \
              {sub}.\n",
             chunks,

@@ -176,8 +176,8 @@ pub fn render(all: &DataFrame, figures: &Path) -> Result<Vec<(String, String)>> 
         "\nMedians over processes that alternated engine by engine in one run ({reps} timed runs per \
          cell), prompt {prompt} tokens; rotor ÷ this > 1 means rotor is faster. {sub}; {llama_build}.\n\n\
          **Not the same computation.** llama.cpp's `bitnet` graph applies SiLU in the FFN where \
-         BitNet b1.58 2B-4T uses ReLU² (a known upstream bug: it ruins perplexity, not speed — one \
-         element-wise op over 6912 values per layer). Its weights are the GGUF types (TQ2_0: 2.06 \
+         BitNet b1.58 2B-4T uses ReLU² (what that does to a trained model is measured in the \
+         crosscheck section; for speed it is one element-wise op over 6912 values per layer). Its weights are the GGUF types (TQ2_0: 2.06 \
          bits/weight, TQ1_0: 1.69) with activations quantized per 256-block (Q8_K), not rotor's \
          layouts with per-token int8; the head is the tied embedding in the GGUF's type (f16 has \
          the bytes of rotor's bf16 head; q8_0 is about half). The model is synthesized (random \
