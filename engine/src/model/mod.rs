@@ -150,33 +150,38 @@ impl Linear {
 
     /// The f32-activation research path ([`ActPrecision::F32`]): `y[b][r] = (Σ_c t[r][c] ·
     /// x[b][c]) · w` in f32 over the unquantized rows in `x.float`, from the dense ternary form
-    /// (built once). Scalar and slow; not verified (checksums are integer identities).
+    /// (built once). Slow (tokens of a batch in parallel, each row a plain loop); not
+    /// verified (checksums are integer identities). Every output is computed the same way
+    /// whatever the thread count.
     fn forward_f32(&self, x: &ActBuf, y: &mut [f32]) {
         let (rows, cols, batch) = (self.rows(), self.cols(), x.batch);
         let t = self.dense.get_or_init(|| self.weight.to_dense());
-        for b in 0..batch {
-            let xb = &x.float[b * cols..(b + 1) * cols];
-            for r in 0..rows {
-                // Eight independent partial sums (so the compiler can vectorize), then a fixed
-                // reduction order: deterministic, not bit-equal to a sequential sum.
-                let (w, mut part) = (t.row(r), [0f32; 8]);
-                let mut wc = w.chunks_exact(8);
-                let mut xc = xb.chunks_exact(8);
-                for (w8, x8) in (&mut wc).zip(&mut xc) {
-                    for i in 0..8 {
-                        part[i] += w8[i] as f32 * x8[i];
+        y[..batch * rows]
+            .par_chunks_mut(rows)
+            .enumerate()
+            .for_each(|(b, yb)| {
+                let xb = &x.float[b * cols..(b + 1) * cols];
+                for r in 0..rows {
+                    // Eight independent partial sums (so the compiler can vectorize), then a fixed
+                    // reduction order: deterministic, not bit-equal to a sequential sum.
+                    let (w, mut part) = (t.row(r), [0f32; 8]);
+                    let mut wc = w.chunks_exact(8);
+                    let mut xc = xb.chunks_exact(8);
+                    for (w8, x8) in (&mut wc).zip(&mut xc) {
+                        for i in 0..8 {
+                            part[i] += w8[i] as f32 * x8[i];
+                        }
                     }
+                    let mut sum = part.iter().sum::<f32>();
+                    for (&w, &v) in wc.remainder().iter().zip(xc.remainder()) {
+                        sum += w as f32 * v;
+                    }
+                    yb[r] = match self.scale {
+                        Scale::Multiply(w) => sum * w,
+                        Scale::Divide(w) => sum / w,
+                    };
                 }
-                let mut sum = part.iter().sum::<f32>();
-                for (&w, &v) in wc.remainder().iter().zip(xc.remainder()) {
-                    sum += w as f32 * v;
-                }
-                y[b * rows + r] = match self.scale {
-                    Scale::Multiply(w) => sum * w,
-                    Scale::Divide(w) => sum / w,
-                };
-            }
-        }
+            });
     }
 
     /// Check (when verifying) and dequantize an integer product `acc` (`[row][batch]`).
