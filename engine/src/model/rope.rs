@@ -4,6 +4,11 @@
 //! both rounded to f32 as transformers computes them; cos/sin are evaluated in f64 and rounded
 //! once. Dimension `i` pairs with `i + d/2`:
 //! `q'[i] = q[i]·cos − q[i+d/2]·sin`, `q'[i+d/2] = q[i+d/2]·cos + q[i]·sin`.
+//!
+//! [`Rope::ggml`] is a research variant for comparing engines: the angles as ggml's CPU RoPE
+//! computes them (`θ_i = p · s^i` by `i` successive f32 multiplications with
+//! `s = θ^(−2/d)` from `powf`, then f32 `cosf`/`sinf`), which differ from transformers' in the
+//! last bits and more so at later positions. The model never uses it.
 
 /// Entries (positions × d/2) of the precomputed tables: 4 MB each at most. Positions past the
 /// table are computed on the fly by the same formula, so results never depend on the cap; the
@@ -20,6 +25,18 @@ pub struct Rope {
     inv: Vec<f32>,
     cos: Vec<f32>,
     sin: Vec<f32>,
+    /// `Some(s)`: ggml's angles with `theta_scale = s` ([`Rope::ggml`]).
+    ggml_scale: Option<f32>,
+}
+
+/// ggml's angle of pair `i` at position `pos`: `pos · s · s · …` (`i` f32 multiplications),
+/// and its f32 cosine and sine.
+fn ggml_cos_sin(s: f32, pos: usize, i: usize) -> (f32, f32) {
+    let mut t = pos as f32;
+    for _ in 0..i {
+        t *= s;
+    }
+    (t.cos(), t.sin())
 }
 
 /// The rotation angle of frequency `f` at position `pos`: rounded to f32 as transformers
@@ -61,7 +78,23 @@ impl Rope {
             inv,
             cos,
             sin,
+            ggml_scale: None,
         }
+    }
+
+    /// The research variant with ggml's angles (see the module docs).
+    pub fn ggml(head_dim: usize, theta: f32, max_pos: usize) -> Rope {
+        let mut r = Rope::new(head_dim, theta, max_pos);
+        let s = theta.powf(-2.0 / head_dim as f32);
+        for pos in 0..r.table_pos {
+            for i in 0..r.half {
+                let (c, sn) = ggml_cos_sin(s, pos, i);
+                r.cos[pos * r.half + i] = c;
+                r.sin[pos * r.half + i] = sn;
+            }
+        }
+        r.ggml_scale = Some(s);
+        r
     }
 
     pub fn max_positions(&self) -> usize {
@@ -75,8 +108,13 @@ impl Rope {
         if pos >= self.table_pos {
             let (a, b) = v.split_at_mut(h);
             for i in 0..h {
-                let t = angle(self.inv[i], pos);
-                let (c, s) = (t.cos() as f32, t.sin() as f32);
+                let (c, s) = match self.ggml_scale {
+                    Some(g) => ggml_cos_sin(g, pos, i),
+                    None => {
+                        let t = angle(self.inv[i], pos);
+                        (t.cos() as f32, t.sin() as f32)
+                    }
+                };
                 let (x, y) = (a[i], b[i]);
                 a[i] = x * c - y * s;
                 b[i] = y * c + x * s;
@@ -113,6 +151,30 @@ mod tests {
             full.apply(&mut b, pos);
             assert_eq!(a, b, "position {pos}");
         }
+    }
+
+    #[test]
+    fn ggml_angles_are_close_to_and_not_the_same_as_transformers() {
+        let (hf, gg) = (Rope::new(64, 500000.0, 300), Rope::ggml(64, 500000.0, 300));
+        assert_eq!((gg.cos[0], gg.sin[0]), (1.0, 0.0));
+        let d = hf
+            .cos
+            .iter()
+            .zip(&gg.cos)
+            .chain(hf.sin.iter().zip(&gg.sin))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(d > 0.0 && d < 1e-3, "max difference {d}");
+        // Past the table, the on-the-fly path computes the same angles as the table.
+        let small = Rope {
+            table_pos: 10,
+            ..Rope::ggml(64, 500000.0, 300)
+        };
+        let v0: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).sin()).collect();
+        let (mut a, mut b) = (v0.clone(), v0);
+        small.apply(&mut a, 250);
+        gg.apply(&mut b, 250);
+        assert_eq!(a, b);
     }
 
     #[test]

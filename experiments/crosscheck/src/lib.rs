@@ -18,7 +18,9 @@
 //!    ([`rotor::model::FfnAct`]); llama.cpp (llama-cpp-python, `llama_logits.py`) on each GGUF it
 //!    loads, with its default f16 KV cache, and on TQ2_0 also with an f32 cache (rotor's).
 //!    On TQ2_0 rotor also runs SiLU with llama.cpp's activation quantization emulated
-//!    (`rotor silu q8k`: int8 per 256-block, [`ActPrecision::Q8K`], on the f32 reference path).
+//!    (`rotor silu q8k`: int8 per 256-block, [`ActPrecision::Q8K`], on the f32 reference path),
+//!    and that with ggml's RoPE angles as well (`rotor silu q8k ggml-rope`,
+//!    [`rotor::model::rope::Rope::ggml`]).
 //!    llama.cpp's negative log-likelihoods are computed in float64 from its float32 logits by
 //!    the script; the same positions are then scored by the same code here.
 //! 4. **Agreement.** For the first `full` chunks both engines' full logits are kept, and each
@@ -35,7 +37,8 @@
 //! are finite; the SiLU arm differs from the ReLU² arm (the switch switches).
 //!
 //! CSV (`reports/results/crosscheck/<machine>.csv`): arm rows have `variant` = `rotor relu2`,
-//! `rotor silu`, `rotor silu q8k`, `llama.cpp` or `llama.cpp kv-f32`, `layout` = the file (`safetensors`,
+//! `rotor silu`, `rotor silu q8k`, `rotor silu q8k ggml-rope`, `llama.cpp` or
+//! `llama.cpp kv-f32`, `layout` = the file (`safetensors`,
 //! `TQ2_0`, `TQ1_0`, `I2_S`), `kernel` = rotor's kernel or `ggml-cpu@<llama.cpp commit>`,
 //! `shape` = `<model>/ctx<N>`, `batch` = tokens per forward (`ctx`); metrics `ppl` (min/max =
 //! ± one standard error), `mean_nll`, `tokens_scored`, `loads` (1/0: a file llama.cpp cannot
@@ -599,7 +602,7 @@ pub fn run(args: &[String]) -> Result<()> {
     } else {
         0
     };
-    let progress = harness::Progress::new("crosscheck", sources.len() * 2 + 1 + n_llama);
+    let progress = harness::Progress::new("crosscheck", sources.len() * 2 + 2 + n_llama);
 
     // --- rotor arms
     let mut arms: Vec<Arm> = vec![];
@@ -656,10 +659,10 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     // rotor with llama.cpp's activation quantization emulated (Q8_K blocks of 256, f32
-    // reference path), SiLU, on the TQ2_0 file: how much of what remains is that choice.
+    // reference path), SiLU, on the TQ2_0 file: how much of what remains is that choice; then
+    // also with ggml's RoPE angles (the remaining position-dependent difference).
     {
         let s = &sources[1];
-        progress.step(format!("rotor silu q8k on {}", s.label));
         let mut model = Model::load(
             &s.path,
             &LoadOptions {
@@ -669,23 +672,37 @@ pub fn run(args: &[String]) -> Result<()> {
         )
         .with_context(|| format!("loading {}", s.path.display()))?;
         model.ffn_act = FfnAct::Silu;
-        let t = Instant::now();
-        let (nll, logits) = rotor_arm(&model, &chunks, p.full)?;
-        let arm = Arm {
-            variant: "rotor silu q8k".into(),
-            source: s.label.clone(),
-            kernel: "f32-reference".into(),
-            nll,
-            logits,
-            seconds: t.elapsed().as_secs_f64(),
-        };
-        announce(
-            &arm,
-            p.ctx,
-            ", Q8_K activations on the f32 path",
-            &mut checks,
-        );
-        arms.push(arm);
+        for ggml_rope in [false, true] {
+            let variant = if ggml_rope {
+                let c = &model.config;
+                model.rope = rotor::model::rope::Rope::ggml(
+                    c.head_dim,
+                    c.rope_theta,
+                    c.max_position_embeddings,
+                );
+                "rotor silu q8k ggml-rope"
+            } else {
+                "rotor silu q8k"
+            };
+            progress.step(format!("{variant} on {}", s.label));
+            let t = Instant::now();
+            let (nll, logits) = rotor_arm(&model, &chunks, p.full)?;
+            let arm = Arm {
+                variant: variant.into(),
+                source: s.label.clone(),
+                kernel: "f32-reference".into(),
+                nll,
+                logits,
+                seconds: t.elapsed().as_secs_f64(),
+            };
+            announce(
+                &arm,
+                p.ctx,
+                ", Q8_K activations on the f32 path",
+                &mut checks,
+            );
+            arms.push(arm);
+        }
     }
     let find =
         |arms: &[Arm], v: &str, s: &str| arms.iter().position(|a| a.variant == v && a.source == s);
@@ -913,6 +930,13 @@ pub fn run(args: &[String]) -> Result<()> {
         "rotor silu".into(),
         "TQ2_0".into(),
         false,
+    ));
+    pairs.push((
+        "llama.cpp kv-f32".into(),
+        "TQ2_0".into(),
+        "rotor silu q8k ggml-rope".into(),
+        "TQ2_0".into(),
+        true,
     ));
     let mut lines = vec![];
     for (va, sa, vb, sb, by_pos) in pairs {

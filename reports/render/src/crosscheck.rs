@@ -17,10 +17,11 @@ use crate::charts::{Bar, Grouped, Lines};
 use crate::data::{self, Rec};
 use crate::report::{f, table};
 
-const ARMS: [&str; 5] = [
+const ARMS: [&str; 6] = [
     "rotor relu2",
     "rotor silu",
     "rotor silu q8k",
+    "rotor silu q8k ggml-rope",
     "llama.cpp",
     "llama.cpp kv-f32",
 ];
@@ -203,7 +204,8 @@ pub fn render(all: &DataFrame, figures: &Path) -> Result<Vec<(String, String)>> 
              llama.cpp's convention), every arm on the same token ids; `{shape}`. `rotor relu2` is \
              the model as trained; `rotor silu` is rotor with `--ffn-act silu`; `rotor silu q8k` \
              adds llama.cpp's activation quantization (int8 per 256-value block instead of per \
-             token, `--acts q8k`, emulated on rotor's f32 reference path); `llama.cpp` is \
+             token, `--acts q8k`, emulated on rotor's f32 reference path), `ggml-rope` also \
+             ggml's RoPE angles (f32 products `p·s^i` and f32 `cosf`/`sinf`); `llama.cpp` is \
              llama-cpp-python with its default f16 KV cache, `kv-f32` with an f32 one.{tok_line} \
              {sub}.\n",
             chunks,
