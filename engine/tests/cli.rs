@@ -219,7 +219,7 @@ fn synth_inspect_logits_generate_perplexity() {
             .collect::<String>(),
     )
     .unwrap();
-    let p: Value = serde_json::from_str(&ok(&[
+    let ppl_args = [
         "perplexity",
         "--model",
         ms,
@@ -230,8 +230,8 @@ fn synth_inspect_logits_generate_perplexity() {
         "--chunks",
         "4",
         "--json",
-    ]))
-    .unwrap();
+    ];
+    let p: Value = serde_json::from_str(&ok(&ppl_args)).unwrap();
     let ppl = p["ppl"].as_f64().unwrap();
     assert!(ppl > 50.0 && ppl < 1e5, "{p}");
     assert_eq!(p["tokens_scored"], 4 * (64 - 32 - 1));
@@ -239,20 +239,7 @@ fn synth_inspect_logits_generate_perplexity() {
 
     // The research switch: SiLU computes a different function (another perplexity, another
     // set of logits), says so on stderr, and an unknown activation is a clear error.
-    let o = rotor(&[
-        "perplexity",
-        "--model",
-        ms,
-        "--text",
-        text.to_str().unwrap(),
-        "--ctx",
-        "64",
-        "--chunks",
-        "4",
-        "--json",
-        "--ffn-act",
-        "silu",
-    ]);
+    let o = rotor(&[&ppl_args[..], &["--ffn-act", "silu"]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("research switch"));
     let q: Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -48,12 +48,24 @@ fn angle(f: f32, pos: usize) -> f64 {
 
 impl Rope {
     pub fn new(head_dim: usize, theta: f32, max_pos: usize) -> Rope {
-        let table_pos = max_pos.min(TABLE_ENTRIES / (head_dim / 2).max(1));
-        Rope::with_table(head_dim, theta, max_pos, table_pos)
+        Rope::capped(head_dim, theta, max_pos, None)
     }
 
-    /// Tables for the first `table_pos` positions (the rest computed on the fly).
-    fn with_table(head_dim: usize, theta: f32, max_pos: usize, table_pos: usize) -> Rope {
+    /// Tables for as many positions as [`TABLE_ENTRIES`] allows.
+    fn capped(head_dim: usize, theta: f32, max_pos: usize, ggml_scale: Option<f32>) -> Rope {
+        let table_pos = max_pos.min(TABLE_ENTRIES / (head_dim / 2).max(1));
+        Rope::with_table(head_dim, theta, max_pos, table_pos, ggml_scale)
+    }
+
+    /// Tables for the first `table_pos` positions (the rest computed on the fly), with
+    /// transformers' angles, or ggml's when `ggml_scale` is set.
+    fn with_table(
+        head_dim: usize,
+        theta: f32,
+        max_pos: usize,
+        table_pos: usize,
+        ggml_scale: Option<f32>,
+    ) -> Rope {
         let half = head_dim / 2;
         let inv: Vec<f32> = (0..half)
             .map(|i| {
@@ -62,39 +74,40 @@ impl Rope {
                 1.0f32 / p
             })
             .collect();
-        let mut cos = Vec::with_capacity(table_pos * half);
-        let mut sin = Vec::with_capacity(table_pos * half);
-        for pos in 0..table_pos {
-            for &f in &inv {
-                let a = angle(f, pos);
-                cos.push(a.cos() as f32);
-                sin.push(a.sin() as f32);
-            }
-        }
-        Rope {
+        let mut r = Rope {
             half,
             max_pos,
             table_pos,
             inv,
-            cos,
-            sin,
-            ggml_scale: None,
+            cos: Vec::with_capacity(table_pos * half),
+            sin: Vec::with_capacity(table_pos * half),
+            ggml_scale,
+        };
+        for pos in 0..table_pos {
+            for i in 0..half {
+                let (c, s) = r.cos_sin(pos, i);
+                r.cos.push(c);
+                r.sin.push(s);
+            }
         }
+        r
     }
 
     /// The research variant with ggml's angles (see the module docs).
     pub fn ggml(head_dim: usize, theta: f32, max_pos: usize) -> Rope {
-        let mut r = Rope::new(head_dim, theta, max_pos);
         let s = theta.powf(-2.0 / head_dim as f32);
-        for pos in 0..r.table_pos {
-            for i in 0..r.half {
-                let (c, sn) = ggml_cos_sin(s, pos, i);
-                r.cos[pos * r.half + i] = c;
-                r.sin[pos * r.half + i] = sn;
+        Rope::capped(head_dim, theta, max_pos, Some(s))
+    }
+
+    /// cos and sin of pair `i`'s angle at position `pos`, by this table's formula.
+    fn cos_sin(&self, pos: usize, i: usize) -> (f32, f32) {
+        match self.ggml_scale {
+            Some(g) => ggml_cos_sin(g, pos, i),
+            None => {
+                let t = angle(self.inv[i], pos);
+                (t.cos() as f32, t.sin() as f32)
             }
         }
-        r.ggml_scale = Some(s);
-        r
     }
 
     pub fn max_positions(&self) -> usize {
@@ -108,13 +121,7 @@ impl Rope {
         if pos >= self.table_pos {
             let (a, b) = v.split_at_mut(h);
             for i in 0..h {
-                let (c, s) = match self.ggml_scale {
-                    Some(g) => ggml_cos_sin(g, pos, i),
-                    None => {
-                        let t = angle(self.inv[i], pos);
-                        (t.cos() as f32, t.sin() as f32)
-                    }
-                };
+                let (c, s) = self.cos_sin(pos, i);
                 let (x, y) = (a[i], b[i]);
                 a[i] = x * c - y * s;
                 b[i] = y * c + x * s;
@@ -143,7 +150,7 @@ mod tests {
         // head_dim 4096: the table holds 512 positions; 600 and 4000 are computed on the fly.
         let big = Rope::new(4096, 500000.0, 5000);
         assert_eq!(big.table_pos, TABLE_ENTRIES / 2048);
-        let full = Rope::with_table(4096, 500000.0, 5000, 5000);
+        let full = Rope::with_table(4096, 500000.0, 5000, 5000, None);
         for pos in [0, 511, 512, 600, 4000, 4999] {
             let v0: Vec<f32> = (0..4096).map(|i| (i as f32 * 0.37).sin()).collect();
             let (mut a, mut b) = (v0.clone(), v0);
