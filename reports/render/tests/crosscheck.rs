@@ -1,6 +1,8 @@
 //! The crosscheck experiment at CI size (rotor arms only) through the renderer: the perplexity
 //! figure, the KL-by-position figure and both tables.
 
+mod common;
+
 #[test]
 fn tiny_crosscheck_run_renders() {
     let dir = std::env::temp_dir().join(format!("rotor-render-cc-{}", std::process::id()));
@@ -19,29 +21,14 @@ fn tiny_crosscheck_run_renders() {
     .collect();
     crosscheck::run(&args).expect("crosscheck (tiny)");
     let names = ["crosscheck", "crosscheck-agreement", "crosscheck-figures"];
-    let readme = dir.join("README.md");
-    let mut text = String::from("# r\n");
-    for n in names {
-        text += &format!("<!-- BEGIN generated:{n} -->\nold\n<!-- END generated:{n} -->\n");
-    }
-    std::fs::write(&readme, text).unwrap();
+    let readme = common::readme_with_markers(&dir, &names);
     let figures = dir.join("figures");
     let got = render::run(&results, &figures, Some(&readme)).expect("render");
-    for n in names {
-        assert!(
-            got.contains(&n.to_string()),
-            "section {n} missing from {got:?}"
-        );
-    }
+    common::assert_sections(&got, &names);
     let machine = harness::this_machine();
     for stem in ["crosscheck-ppl", "crosscheck-kl"] {
         let p = figures.join(&machine).join(format!("{stem}.svg"));
-        let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-        assert!(
-            len > 5_000,
-            "{} missing or empty ({len} bytes)",
-            p.display()
-        );
+        common::assert_figure(&p);
     }
     let text = std::fs::read_to_string(&readme).unwrap();
     assert!(!text.contains("old"), "{text}");

@@ -1,6 +1,8 @@
 //! The magnitude experiment at CI size through the renderer: its tiny run's CSV becomes the
 //! six figures and the generated tables, including the claims table.
 
+mod common;
+
 #[test]
 fn tiny_magnitude_run_renders_figures_and_tables() {
     let dir = std::env::temp_dir().join(format!("rotor-render-magnitude-{}", std::process::id()));
@@ -20,20 +22,10 @@ fn tiny_magnitude_run_renders_figures_and_tables() {
         "magnitude-optable",
         "magnitude-claims",
     ];
-    let readme = dir.join("README.md");
-    let mut text = String::from("# r\n");
-    for n in names {
-        text += &format!("<!-- BEGIN generated:{n} -->\nold\n<!-- END generated:{n} -->\n");
-    }
-    std::fs::write(&readme, text).unwrap();
+    let readme = common::readme_with_markers(&dir, &names);
     let figures = dir.join("figures");
     let got = render::run(&results, &figures, Some(&readme)).expect("render");
-    for n in names {
-        assert!(
-            got.contains(&n.to_string()),
-            "section {n} missing from {got:?}"
-        );
-    }
+    common::assert_sections(&got, &names);
     for stem in [
         "time-energy",
         "ops",
@@ -46,12 +38,7 @@ fn tiny_magnitude_run_renders_figures_and_tables() {
             let p = figures
                 .join(harness::this_machine())
                 .join(format!("magnitude-{stem}.{ext}"));
-            let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-            assert!(
-                len > 5_000,
-                "{} missing or empty ({len} bytes)",
-                p.display()
-            );
+            common::assert_figure(&p);
         }
     }
     let text = std::fs::read_to_string(&readme).unwrap();

@@ -3,6 +3,8 @@
 //! side — per-machine figure directories, one block per machine in every table, one column per
 //! machine in the figure table. A rerun replaces only this machine's file.
 
+mod common;
+
 use std::path::PathBuf;
 
 #[test]
@@ -58,14 +60,10 @@ fn tiny_layouts_run_renders_figures_and_tables_per_machine() {
         .collect();
     assert_eq!(files.len(), 2, "{files:?}");
 
-    let readme = dir.join("README.md");
-    std::fs::write(
-        &readme,
-        "# r\n<!-- BEGIN generated:layouts-summary -->\nold\n<!-- END generated:layouts-summary -->\n\
-         <!-- BEGIN generated:layouts-ratio -->\nold\n<!-- END generated:layouts-ratio -->\n\
-         <!-- BEGIN generated:layouts-figures -->\nold\n<!-- END generated:layouts-figures -->\n",
-    )
-    .unwrap();
+    let readme = common::readme_with_markers(
+        &dir,
+        &["layouts-summary", "layouts-ratio", "layouts-figures"],
+    );
     let figures = dir.join("figures");
     let names = render::run(&results, &figures, Some(&readme)).expect("render");
     assert!(names.contains(&"layouts-summary".to_string()), "{names:?}");
@@ -74,12 +72,7 @@ fn tiny_layouts_run_renders_figures_and_tables_per_machine() {
         for stem in ["gemv-dram", "roofline", "gemm", "conversion", "ratio"] {
             for ext in ["svg", "png"] {
                 let p: PathBuf = figures.join(machine).join(format!("layouts-{stem}.{ext}"));
-                let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-                assert!(
-                    len > 5_000,
-                    "{} missing or empty ({len} bytes)",
-                    p.display()
-                );
+                common::assert_figure(&p);
             }
         }
     }

@@ -1,6 +1,8 @@
 //! The two newest experiments at CI size through the renderer: their tiny runs' CSV become the
 //! utilization and verification-cost figures and tables.
 
+mod common;
+
 #[test]
 fn tiny_utilization_and_verifycost_runs_render() {
     let dir = std::env::temp_dir().join(format!("rotor-render-util-{}", std::process::id()));
@@ -32,20 +34,10 @@ fn tiny_utilization_and_verifycost_runs_render() {
         "verifycost-time",
         "verifycost-figures",
     ];
-    let readme = dir.join("README.md");
-    let mut text = String::from("# r\n");
-    for n in names {
-        text += &format!("<!-- BEGIN generated:{n} -->\nold\n<!-- END generated:{n} -->\n");
-    }
-    std::fs::write(&readme, text).unwrap();
+    let readme = common::readme_with_markers(&dir, &names);
     let figures = dir.join("figures");
     let got = render::run(&results, &figures, Some(&readme)).expect("render");
-    for n in names {
-        assert!(
-            got.contains(&n.to_string()),
-            "section {n} missing from {got:?}"
-        );
-    }
+    common::assert_sections(&got, &names);
     let machine = harness::this_machine();
     for stem in [
         "utilization-bandwidth",
@@ -54,12 +46,7 @@ fn tiny_utilization_and_verifycost_runs_render() {
         "verifycost-time",
     ] {
         let p = figures.join(&machine).join(format!("{stem}.svg"));
-        let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-        assert!(
-            len > 5_000,
-            "{} missing or empty ({len} bytes)",
-            p.display()
-        );
+        common::assert_figure(&p);
     }
     let text = std::fs::read_to_string(&readme).unwrap();
     assert!(!text.contains("old"), "{text}");
